@@ -1,0 +1,36 @@
+# Two commands on a fresh machine with only python3: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+# Runtime install: created when missing, refreshed when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+# Test install: every extra the suite needs (dev tools and ray).
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/python -m experiments.run $(ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# pytest exit 5 ("no tests collected") is a failure here, never a pass.
+test: lint
+	$(BIN)/python -m pytest -q -n 2 ; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_engine.py
+
+clean:
+	rm -rf $(VENV) outputs multirun

@@ -1,0 +1,1 @@
+"""funnelsim package."""
