@@ -1,0 +1,310 @@
+"""Metrics: small objects that read columns of the per-user table and compare arms.
+
+A metric does two things (in the manner of tea-tasting's metric classes): ``summarize`` reduces
+its columns to per-arm sufficient statistics in one vectorised pass (``np.bincount`` over arm
+codes, so 10 million users cost a few hundred milliseconds), and ``compare`` turns two arms'
+statistics into a :class:`~experiments.stats.comparisons.Comparison`. The analysis composes
+several metrics over the same arms.
+
+- :class:`Proportion`: share of users with a 1 (two-proportion z-test, Newcombe interval).
+- :class:`Mean`: mean per user (Welch t), optionally CUPED-adjusted, with Mann-Whitney or
+  bootstrap for heavy tails.
+- :class:`RatioOfMeans`: ``sum(numer) / sum(denom)`` for rates whose denominator is not users
+  (AOV = revenue / orders, session conversion = orders / sessions, CTR, open rate): delta method,
+  because users, not sessions, are randomised.
+
+Each metric can be one-sided and can carry a non-inferiority margin (for guardrails).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from experiments.stats.comparisons import (
+    ALTERNATIVES,
+    Comparison,
+    MeanStats,
+    RatioStats,
+    compare_means,
+    compare_proportions,
+    compare_ratios,
+)
+from sim.errors import ConfigError, check_choice, check_number
+
+MEAN_TESTS = ("welch", "bootstrap", "mannwhitney")
+_SCIPY_ALTERNATIVE = {"two-sided": "two-sided", "larger": "greater", "smaller": "less"}
+
+
+class Groups(NamedTuple):
+    """Arm membership of every row: ``codes[i]`` indexes ``names``; ``len(names)`` = left out."""
+
+    codes: np.ndarray
+    names: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        """Number of arms analysed."""
+        return len(self.names)
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """Per-arm sums of ``values`` (rows left out of the analysis are dropped)."""
+        total = np.bincount(self.codes, weights=values, minlength=self.size + 1)
+        return total[: self.size]
+
+    def counts(self) -> np.ndarray:
+        """Per-arm number of rows."""
+        return np.bincount(self.codes, minlength=self.size + 1)[: self.size].astype(float)
+
+    def centred(self, values: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-arm means and each row's deviation from its arm's mean."""
+        means = self.sums(values) / n
+        return means, values - np.append(means, 0.0)[self.codes]
+
+
+def column_values(frame: pd.DataFrame, column: str, metric: str, nonnegative: bool) -> np.ndarray:
+    """Return a column as float64, checked: present, finite and (if asked) non-negative."""
+    if column not in frame.columns:
+        allowed = "a column of the input; it has: " + ", ".join(map(str, frame.columns))
+        raise ConfigError(f"column '{column}' (metric {metric})", allowed)
+    try:
+        values = frame[column].to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"column '{column}'", "numeric", str(frame[column].dtype)) from None
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad:
+        raise ConfigError(f"column '{column}'", "a finite number in every row", f"{bad} NaN/inf")
+    if nonnegative and values.min(initial=0.0) < 0:
+        got = f"{int(np.count_nonzero(values < 0))} negative values"
+        raise ConfigError(f"column '{column}'", "non-negative (>= 0) in every row", got)
+    return values
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metric:
+    """Base class: the plumbing shared by every metric; subclasses fill in the statistics.
+
+    Args:
+        name: The metric's id in results and targets (a KPI id where one exists).
+        alternative: ``"two-sided"``, ``"larger"`` or ``"smaller"`` (treatment vs control).
+        ni_margin: Non-inferiority margin (absolute, > 0) for a guardrail: the test becomes
+            one-sided, H0 ``lift <= -margin`` (or ``>= +margin`` if lower is better).
+        higher_is_better: Direction of the guardrail when ``ni_margin`` is set.
+    """
+
+    name: str
+    alternative: str = "two-sided"
+    ni_margin: float | None = None
+    higher_is_better: bool = True
+    kind: ClassVar[str] = "metric"
+
+    def __post_init__(self) -> None:
+        check_choice(self.alternative, f"metrics.{self.name}.alternative", ALTERNATIVES)
+        if self.ni_margin is not None:
+            check_number(self.ni_margin, f"metrics.{self.name}.ni_margin", gt=0)
+
+    @property
+    def null(self) -> float:
+        """Lift under the null hypothesis: 0, or minus the margin for non-inferiority."""
+        if self.ni_margin is None:
+            return 0.0
+        return -self.ni_margin if self.higher_is_better else self.ni_margin
+
+    @property
+    def test_alternative(self) -> str:
+        """The alternative actually tested (one-sided for non-inferiority)."""
+        if self.ni_margin is None:
+            return self.alternative
+        return "larger" if self.higher_is_better else "smaller"
+
+    def summarize(self, frame: pd.DataFrame, groups: Groups) -> Any:
+        """Reduce the metric's columns to per-arm statistics (arrays indexed by arm code)."""
+        raise NotImplementedError
+
+    def compare(self, summary: Any, control: int, treatment: int, alpha: float) -> Comparison:
+        """Compare arm ``treatment`` with arm ``control`` from ``summarize``'s output."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proportion(Metric):
+    """Share of users whose ``column`` is 1 (true): two-proportion z-test, Newcombe interval."""
+
+    column: str
+    kind: ClassVar[str] = "proportion"
+
+    def summarize(self, frame: pd.DataFrame, groups: Groups) -> tuple[np.ndarray, np.ndarray]:
+        """Per-arm (count of ones, number of users)."""
+        values = column_values(frame, self.column, self.name, nonnegative=True)
+        if np.any((values != 0) & (values != 1)):
+            raise ConfigError(f"column '{self.column}'", "0/1 or true/false in every row")
+        return groups.sums(values), groups.counts()
+
+    def compare(self, summary, control: int, treatment: int, alpha: float) -> Comparison:
+        """Two-proportion comparison of arm ``treatment`` with arm ``control``."""
+        count, n = summary
+        return compare_proportions(
+            count[control], n[control], count[treatment], n[treatment],
+            alpha=alpha, alternative=self.test_alternative, null=self.null,
+        )  # fmt: skip
+
+
+class MeanSummary(NamedTuple):
+    """Per-arm statistics of a (possibly CUPED-adjusted) mean, and raw samples if needed."""
+
+    stats: MeanStats
+    theta: float
+    samples: tuple[np.ndarray, ...] | None
+
+
+def cuped(groups: Groups, y: np.ndarray, x: np.ndarray) -> tuple[MeanStats, float, np.ndarray]:
+    """CUPED: per-arm statistics of ``y - theta * (x - mean(x))``.
+
+    ``theta`` is pooled over arms: the within-arm least-squares slope of ``y`` on ``x``,
+    ``sum_a sum_i (x - x_a)(y - y_a) / sum_a sum_i (x - x_a)**2``, which is the coefficient of
+    ``x`` in the regression ``y ~ arm + x``, so the adjusted lift equals that regression's arm
+    coefficient. The covariate is centred at its mean over all analysed users, so adjusted means
+    stay on the metric's scale. The uncertainty of ``theta`` itself is ignored (as usual).
+
+    Returns:
+        The adjusted statistics, ``theta``, and each row's adjusted value.
+    """
+    n = groups.counts()
+    mean_y, dev_y = groups.centred(y, n)
+    mean_x, dev_x = groups.centred(x, n)
+    sxx = groups.sums(dev_x * dev_x)
+    sxy = groups.sums(dev_x * dev_y)
+    syy = groups.sums(dev_y * dev_y)
+    theta = float(sxy.sum() / sxx.sum()) if sxx.sum() > 0 else 0.0
+    x_bar = float((mean_x * n).sum() / n.sum())
+    adjusted_mean = mean_y - theta * (mean_x - x_bar)
+    var = (syy - 2 * theta * sxy + theta**2 * sxx) / (n - 1)
+    return MeanStats(n, adjusted_mean, np.maximum(var, 0.0)), theta, y - theta * (x - x_bar)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mean(Metric):
+    """Mean per user of ``column`` (Welch t), optionally CUPED-adjusted by ``covariate``.
+
+    Args:
+        column: The per-user value.
+        covariate: A pre-period column for CUPED (see :func:`cuped`), or None.
+        test: ``"welch"``; ``"mannwhitney"`` (p-value from ``scipy.stats.mannwhitneyu``, which
+            tests stochastic ordering, not means; lifts and intervals stay Welch's); or
+            ``"bootstrap"`` (intervals from ``scipy.stats.bootstrap``, percentile method, for the
+            difference and the ratio of means; the p-value stays Welch's).
+        nonnegative: Reject negative values (true for revenue; false for margin).
+        n_resamples: Bootstrap resamples.
+        seed: Bootstrap seed.
+    """
+
+    column: str
+    covariate: str | None = None
+    test: str = "welch"
+    nonnegative: bool = True
+    n_resamples: int = 2000
+    seed: int = 0
+    kind: ClassVar[str] = "mean"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self.test, f"metrics.{self.name}.test", MEAN_TESTS)
+
+    def summarize(self, frame: pd.DataFrame, groups: Groups) -> MeanSummary:
+        """Per-arm n, mean and variance (CUPED-adjusted if a covariate is set)."""
+        y = column_values(frame, self.column, self.name, self.nonnegative)
+        if self.covariate is None:
+            n = groups.counts()
+            mean, dev = groups.centred(y, n)
+            summary, theta = MeanStats(n, mean, groups.sums(dev * dev) / (n - 1)), 0.0
+        else:
+            x = column_values(frame, self.covariate, self.name, nonnegative=False)
+            summary, theta, y = cuped(groups, y, x)
+        samples = None
+        if self.test != "welch":
+            samples = tuple(y[groups.codes == k] for k in range(groups.size))
+        return MeanSummary(summary, theta, samples)
+
+    def compare(self, summary: MeanSummary, control: int, treatment: int, alpha: float):
+        """Welch comparison, with the Mann-Whitney p-value or bootstrap intervals if asked."""
+        s = summary.stats
+        arm_c = MeanStats(s.n[control], s.mean[control], s.var[control])
+        arm_t = MeanStats(s.n[treatment], s.mean[treatment], s.var[treatment])
+        result = compare_means(
+            arm_c, arm_t, alpha=alpha, alternative=self.test_alternative, null=self.null
+        )
+        if self.test == "mannwhitney":
+            return result._replace(p_value=self._mann_whitney(summary, control, treatment))
+        if self.test == "bootstrap":
+            return self._bootstrap(result, summary, control, treatment, alpha)
+        return result
+
+    def _mann_whitney(self, summary: MeanSummary, control: int, treatment: int) -> np.ndarray:
+        y_c, y_t = summary.samples[control], summary.samples[treatment]
+        shifted = y_t - self.null  # a margin shifts the treatment sample
+        alternative = _SCIPY_ALTERNATIVE[self.test_alternative]
+        return np.asarray(stats.mannwhitneyu(shifted, y_c, alternative=alternative).pvalue)
+
+    def _bootstrap(self, result: Comparison, summary, control, treatment, alpha) -> Comparison:
+        data = (summary.samples[treatment], summary.samples[control])
+        rng = np.random.default_rng(self.seed)
+        intervals = []
+        for statistic in (_mean_difference, _mean_ratio_minus_one):
+            res = stats.bootstrap(
+                data, statistic, n_resamples=self.n_resamples, vectorized=True,
+                confidence_level=1 - alpha, method="percentile",
+                alternative={"larger": "greater", "smaller": "less"}.get(
+                    self.test_alternative, "two-sided"),
+                rng=rng,
+            )  # fmt: skip
+            intervals += [res.confidence_interval.low, res.confidence_interval.high]
+        low, high, rel_low, rel_high = np.asarray(intervals, dtype=float)
+        return result._replace(
+            abs_ci_low=low, abs_ci_high=high, rel_ci_low=rel_low, rel_ci_high=rel_high
+        )
+
+
+def _mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return a.mean(axis=axis) - b.mean(axis=axis)
+
+
+def _mean_ratio_minus_one(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return a.mean(axis=axis) / b.mean(axis=axis) - 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatioOfMeans(Metric):
+    """``sum(numer) / sum(denom)`` per arm, e.g. AOV = revenue / orders (delta method, z-test).
+
+    Args:
+        numer: Numerator column (per user).
+        denom: Denominator column (per user), e.g. orders or sessions.
+        nonnegative: Reject negative numerators (denominators must always be >= 0).
+    """
+
+    numer: str
+    denom: str
+    nonnegative: bool = True
+    kind: ClassVar[str] = "ratio"
+
+    def summarize(self, frame: pd.DataFrame, groups: Groups) -> RatioStats:
+        """Per-arm n, means, variances and covariance of numerator and denominator."""
+        y = column_values(frame, self.numer, self.name, self.nonnegative)
+        x = column_values(frame, self.denom, self.name, nonnegative=True)
+        n = groups.counts()
+        mean_y, dev_y = groups.centred(y, n)
+        mean_x, dev_x = groups.centred(x, n)
+        var_y, var_x = groups.sums(dev_y * dev_y) / (n - 1), groups.sums(dev_x * dev_x) / (n - 1)
+        return RatioStats(n, mean_y, mean_x, var_y, var_x, groups.sums(dev_x * dev_y) / (n - 1))
+
+    def compare(self, summary: RatioStats, control: int, treatment: int, alpha: float):
+        """Delta-method comparison of the two arms' ratios."""
+        arm_c = RatioStats(*(v[control] for v in summary))
+        arm_t = RatioStats(*(v[treatment] for v in summary))
+        return compare_ratios(
+            arm_c, arm_t, alpha=alpha, alternative=self.test_alternative, null=self.null
+        )
