@@ -76,17 +76,24 @@ def describe_hydra_error(exc: BaseException) -> str:
     cause = _root_cause(exc)
     key = getattr(cause, "full_key", None)
     if isinstance(cause, MissingMandatoryValue):
-        return f"{key}: is required and has no value; set it with {key}=..."
+        return f"{key}: must be given (it is required and has no value); set it with {key}=..."
     if isinstance(cause, ConfigKeyError | ConfigAttributeError):
         parent = key.rsplit(".", 1)[0] if key and "." in key else "the config"
-        return f"{key}: unknown key (not in the schema of {parent}); check its spelling"
+        return f"{key}: must be a key in the schema of {parent} (unknown key; check its spelling)"
     if isinstance(cause, ValidationError):
-        ref = getattr(cause, "ref_type", None)
-        kind = getattr(ref, "__name__", None) or str(ref or "the schema's type")
         value = getattr(cause, "value", None)
-        return str(ConfigError(str(key), f"of type {kind}", value))
+        return str(ConfigError(str(key), f"of type {_expected_type(cause)}", value))
     first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
     return f"{key}: {first}" if key else first
+
+
+def _expected_type(cause: BaseException) -> str:
+    """Name the type a ValidationError wanted: the node's (FloatNode: float), else ref_type."""
+    node = type(getattr(cause, "child_node", None)).__name__
+    if node.endswith("Node") and node not in ("AnyNode", "Node", "NoneType"):
+        return node.removesuffix("Node").lower()
+    ref = getattr(cause, "ref_type", None)
+    return getattr(ref, "__name__", None) or str(ref or "the schema's type")
 
 
 def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
