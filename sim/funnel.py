@@ -1,0 +1,173 @@
+"""One batch of visits through the funnel, vectorised: bounce, views, cart, checkout, order.
+
+Every random decision of a session is a keyed draw on (agent, session number, slot), so an
+agent's session plays out the same in every world where it happens, whatever else changes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim import rng
+from sim.hooks import Basket, Carts, Visits
+
+MAX_VIEWS = 6
+SLOTS = 64  # keyed-draw slots per session
+_S_BOUNCE, _S_PAGES, _S_NVIEWS, _S_QUIZ, _S_CHECKOUT, _S_PURCHASE, _S_LAPSE, _S_NEXT = range(8)
+_S_CAT, _S_PROD, _S_CART, _S_QTY = 8, 16, 24, 32  # + view index
+_SESSION_SHIFT = np.int64(1 << 24)
+
+
+def occurrence(agent: np.ndarray) -> np.ndarray:
+    """0 for an agent's first entry in the batch, 1 for its second, ... (stable order)."""
+    order = np.argsort(agent, kind="stable")
+    sorted_agent = agent[order]
+    idx = np.arange(len(agent))
+    start = np.ones(len(agent), dtype=bool)
+    start[1:] = sorted_agent[1:] != sorted_agent[:-1]
+    rank_sorted = idx - np.maximum.accumulate(np.where(start, idx, 0))
+    rank = np.empty_like(rank_sorted)
+    rank[order] = rank_sorted
+    return rank
+
+
+class Funnel:
+    """Runs visit batches for one world (holds the keyed streams and the catalog lookups)."""
+
+    def __init__(self, world) -> None:
+        self.w = world
+        self.key = world.keyed("funnel")
+        cat = world.catalog
+        self.per_cat = np.array([len(p) for p in cat.by_category])
+        width = self.per_cat.max()
+        self.prod_by_cat = np.stack(
+            [np.resize(p, width) for p in cat.by_category]
+        )  # padded by repetition; indexing stays within each category's own count
+
+    def draw(self, v: Visits, slot: int | np.ndarray) -> np.ndarray:
+        """Keyed uniforms for each visit (shape broadcast with ``slot``)."""
+        k = v.session_no.astype(np.int64)[:, None] * SLOTS + np.atleast_1d(slot)[None, :]
+        agent = np.broadcast_to(v.agent[:, None], k.shape)
+        out = rng.uniform(self.key, agent, k)
+        return out[:, 0] if np.ndim(slot) == 0 else out
+
+    def run(self, agent: np.ndarray, time: np.ndarray, channel: np.ndarray, recovered=None):
+        """Process one batch of visits at the given exact times; updates the world's state."""
+        w, pop, cfg = self.w, self.w.pop, self.w.scenario.funnel
+        if len(agent) == 0:
+            return
+        session_no = pop.n_sessions[agent] + occurrence(agent)
+        np.add.at(pop.n_sessions, agent, 1)
+        recovered = np.zeros(len(agent), bool) if recovered is None else recovered
+        v = Visits(
+            agent=agent,
+            time=time,
+            channel=channel,
+            session_no=session_no,
+            recovered=recovered,
+            p_bounce=w.bounce_by_source[channel] + cfg.mobile_bounce * pop.device[agent],
+            extra_pages=np.full(len(agent), cfg.extra_pages),
+        )
+        w.dispatch("on_session_start", v)
+        bounced = (self.draw(v, _S_BOUNCE) < v.p_bounce) & ~recovered
+        pages = np.where(
+            bounced, 1, 2 + np.floor(rng.exponential(self.key, agent, session_no * SLOTS + _S_PAGES)
+                                     * np.maximum(v.extra_pages - 0.5, 0.0))
+        ).astype(np.int32)  # fmt: skip
+        self._views(v, pages, bounced)
+        w.dispatch("on_view", v)
+        basket = self._cart(v)
+        w.dispatch_basket(v, basket)
+        self._checkout(v, basket, bounced, pages)
+
+    def _views(self, v: Visits, pages: np.ndarray, bounced: np.ndarray) -> None:
+        w, pop, cfg = self.w, self.w.pop, self.w.scenario.funnel
+        m = len(v)
+        u_n = self.draw(v, _S_NVIEWS)
+        n_views = np.minimum(MAX_VIEWS, np.floor((pages - 1) * cfg.views_per_page + u_n))
+        n_views = np.where(bounced, 0, np.maximum(n_views, 1)).astype(np.int32)
+        slots = np.arange(MAX_VIEWS)
+        valid = slots[None, :] < n_views[:, None]
+        aff = pop.affinity[v.agent]  # [m, C]
+        cum = np.cumsum(aff, axis=1)
+        u_cat = self.draw(v, _S_CAT + slots)
+        cat = np.minimum((cum[:, None, :] < u_cat[:, :, None]).sum(axis=2), aff.shape[1] - 1)
+        u_prod = self.draw(v, _S_PROD + slots)
+        pick = np.floor(u_prod * self.per_cat[cat]).astype(np.int64)
+        views = np.where(valid, self.prod_by_cat[cat, pick], -1)
+        price = w.catalog.price[np.maximum(views, 0)]
+        sens = pop.price_sensitivity[v.agent][:, None]
+        price_factor = (price / cfg.price_reference) ** (-sens)
+        taste = np.sqrt(np.take_along_axis(aff, cat, axis=1) * aff.shape[1])
+        customer = np.where(pop.n_orders[v.agent] > 0, cfg.customer_cart_lift, 1.0)
+        base = cfg.p_cart * pop.cart_propensity[v.agent] * customer
+        v.views = views
+        v.p_cart = np.where(valid, base[:, None] * price_factor * taste, 0.0)
+        _ = m
+
+    def _cart(self, v: Visits) -> Basket:
+        cfg = self.w.scenario.funnel
+        slots = np.arange(MAX_VIEWS)
+        p_cart = np.clip(v.p_cart, 0.0, 1.0)
+        added = (self.draw(v, _S_CART + slots) < p_cart) & (v.views >= 0)
+        if v.recovered.any():  # a recovered cart comes back with its first viewed item in it
+            added[v.recovered, 0] = v.views[v.recovered, 0] >= 0
+        visit, col = np.nonzero(added)
+        product = v.views[visit, col]
+        qty = 1 + (self.draw(v, _S_QTY + slots)[visit, col] < cfg.second_item)
+        price = self.w.catalog.price[product]
+        return Basket(
+            visit=visit.astype(np.int64),
+            product=product.astype(np.int64),
+            quantity=qty.astype(np.int32),
+            list_price=price,
+            price=price.copy(),
+            tag=np.zeros(len(visit), dtype=np.int16),
+        )
+
+    def _checkout(self, v: Visits, b: Basket, bounced: np.ndarray, pages: np.ndarray) -> None:
+        w, pop, cfg = self.w, self.w.pop, self.w.scenario.funnel
+        m = len(v)
+        value = np.bincount(b.visit, weights=b.price * b.quantity, minlength=m)
+        has_cart = np.bincount(b.visit, minlength=m) > 0
+        sens = pop.price_sensitivity[v.agent]
+        ratio = np.maximum(value, 1.0) / (1.5 * cfg.price_reference)
+        v.p_checkout = np.where(has_cart, cfg.p_checkout, 0.0)
+        v.p_purchase = np.where(has_cart, cfg.p_purchase * ratio ** (-0.15 * sens), 0.0)
+        w.dispatch("on_checkout", v)
+        began = has_cart & (self.draw(v, _S_CHECKOUT) < np.clip(v.p_checkout, 0, 1))
+        bought = began & (self.draw(v, _S_PURCHASE) < np.clip(v.p_purchase, 0, 1))
+        v.purchased = bought
+        quiz = (pop.n_sessions[v.agent] == 1) & (
+            self.draw(v, _S_QUIZ) < w.scenario.population.quiz_rate
+        )
+        w.record_visits(v, b, bounced, pages, has_cart, began, bought, value, quiz)
+        self._after(v)
+
+    def _after(self, v: Visits) -> None:
+        """Return hazard and lapsing: schedule each agent's next own visit."""
+        w, pop, cfg = self.w, self.w.pop, self.w.scenario.retention
+        v.rate_mult = np.ones(len(v))
+        v.p_lapse = np.where(v.purchased, 0.0, cfg.lapse_per_visit * pop.churn[v.agent])
+        w.dispatch("on_return", v)
+        lapse = self.draw(v, _S_LAPSE) < v.p_lapse
+        pop.lapsed[v.agent] = np.where(v.purchased, False, pop.lapsed[v.agent] | lapse)
+        w.rate_mult[v.agent] = v.rate_mult
+        gap = rng.exponential(self.key, v.agent, v.session_no.astype(np.int64) * SLOTS + _S_NEXT)
+        w.reschedule(v.agent, v.time, gap)
+
+    def session_ids(self, v: Visits) -> np.ndarray:
+        """Stable session ids: agent id and the agent's session number."""
+        return v.agent.astype(np.int64) * _SESSION_SHIFT + v.session_no
+
+
+def carts_of(v: Visits, value: np.ndarray, items: np.ndarray, rows: np.ndarray, order_id) -> Carts:
+    """The Carts cohort of the visits at positions ``rows``."""
+    return Carts(
+        agent=v.agent[rows],
+        time=v.time[rows],
+        value=value[rows],
+        items=items[rows],
+        visit=rows,
+        order_id=order_id,
+    )

@@ -1,0 +1,323 @@
+"""The KPI registry: one id, type, funnel stage and formula (in the docstring) per KPI.
+
+Every KPI is a formula on *additive sums* (sessions, orders, revenue, opens, ...) so one
+registry serves every scope: the sums are computed per group (total, day, arm, segment,
+channel) and each KPI's formula is applied to the group's sums. A KPI whose sums do not exist
+in a scope (ROAS per segment: ad spend is not split by segment) is NaN there and left out.
+
+Types: ``proportion`` (a share of users), ``mean`` (per user), ``ratio`` (denominator not users:
+analysed with the delta method under user randomisation) and ``total`` (counts, money).
+Only the experiment window (day >= 0) counts, except where a formula says "to date".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.config import PAID_CHANNELS
+
+
+@dataclass(frozen=True)
+class KPI:
+    """One registered KPI: its id, type, funnel stage and formula."""
+
+    id: str
+    type: str
+    stage: str
+    formula: Callable[[pd.DataFrame], pd.Series]
+
+    @property
+    def doc(self) -> str:
+        """The formula in words (the function's docstring)."""
+        return (self.formula.__doc__ or "").strip()
+
+
+REGISTRY: dict[str, KPI] = {}
+
+
+def kpi(type_: str, stage: str):
+    """Register a KPI formula under its function's name."""
+
+    def wrap(fn):
+        REGISTRY[fn.__name__] = KPI(fn.__name__, type_, stage, fn)
+        return fn
+
+    return wrap
+
+
+def _div(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+
+
+# -- Awareness ------------------------------------------------------------------------------
+@kpi("total", "awareness")
+def impressions(s):
+    """Ad impressions served (all paid channels)."""
+    return s["impressions"]
+
+
+@kpi("total", "awareness")
+def reach(s):
+    """Unique agents who saw at least one ad impression in the window."""
+    return s["reached"]
+
+
+@kpi("total", "awareness")
+def sessions(s):
+    """Website traffic: sessions started in the window."""
+    return s["sessions"]
+
+
+@kpi("total", "awareness")
+def visitors(s):
+    """Unique agents with at least one session."""
+    return s["visitors"]
+
+
+# -- Interest -------------------------------------------------------------------------------
+@kpi("ratio", "interest")
+def ctr(s):
+    """Click-through rate = ad clicks / ad impressions (each ad click opens a session)."""
+    return _div(s["ad_clicks"], s["impressions"])
+
+
+@kpi("ratio", "interest")
+def product_views_per_session(s):
+    """Content interaction = product views / sessions."""
+    return _div(s["views"], s["sessions"])
+
+
+@kpi("ratio", "interest")
+def bounce_rate(s):
+    """One-page sessions / sessions."""
+    return _div(s["bounces"], s["sessions"])
+
+
+@kpi("ratio", "interest")
+def email_open_rate(s):
+    """Email opens / emails delivered."""
+    return _div(s["email_open"], s["email_send"])
+
+
+@kpi("ratio", "interest")
+def email_click_rate(s):
+    """Email clicks / emails delivered."""
+    return _div(s["email_click"], s["email_send"])
+
+
+@kpi("ratio", "interest")
+def sms_click_rate(s):
+    """SMS clicks / SMS delivered."""
+    return _div(s["sms_click"], s["sms_send"])
+
+
+# -- Decision -------------------------------------------------------------------------------
+@kpi("ratio", "decision")
+def add_to_cart_rate(s):
+    """Sessions with an add to cart / sessions."""
+    return _div(s["cart_sessions"], s["sessions"])
+
+
+@kpi("ratio", "decision")
+def conversion_rate(s):
+    """Orders / sessions (the headline; one order at most per session)."""
+    return _div(s["orders"], s["sessions"])
+
+
+@kpi("proportion", "decision")
+def visitor_conversion_rate(s):
+    """Purchasers / visitors."""
+    return _div(s["purchasers"], s["visitors"])
+
+
+@kpi("ratio", "decision")
+def checkout_completion_rate(s):
+    """Purchases / checkouts begun."""
+    return _div(s["orders"], s["checkouts"])
+
+
+@kpi("ratio", "decision")
+def cart_abandonment_rate(s):
+    """1 - purchases / carts created (a cart is created by a session's first add to cart)."""
+    return 1 - _div(s["orders"], s["cart_sessions"])
+
+
+# -- Action ---------------------------------------------------------------------------------
+@kpi("total", "action")
+def orders(s):
+    """Orders placed in the window."""
+    return s["orders"]
+
+
+@kpi("total", "action")
+def revenue(s):
+    """Revenue of the window's orders (prices paid, after discounts)."""
+    return s["revenue"]
+
+
+@kpi("ratio", "action")
+def aov(s):
+    """Average order value = revenue / orders."""
+    return _div(s["revenue"], s["orders"])
+
+
+@kpi("mean", "action")
+def revenue_per_visitor(s):
+    """Revenue / visitors."""
+    return _div(s["revenue"], s["visitors"])
+
+
+@kpi("ratio", "action")
+def items_per_order(s):
+    """Items (units) / orders."""
+    return _div(s["items"], s["orders"])
+
+
+@kpi("ratio", "action")
+def margin_per_item(s):
+    """Gross margin / items sold."""
+    return _div(s["margin"], s["items"])
+
+
+@kpi("total", "action")
+def gross_margin(s):
+    """Revenue minus cost of goods of the window's orders."""
+    return s["margin"]
+
+
+@kpi("total", "action")
+def ad_spend(s):
+    """Ad spend of the window (per arm: split by the arm's share of impressions)."""
+    return s["ad_spend"]
+
+
+@kpi("total", "action")
+def strategy_costs(s):
+    """Every non-ad cost: messages (email, SMS) and strategies (discounts, fees, reminders)."""
+    return s["other_costs"]
+
+
+@kpi("total", "action")
+def profit(s):
+    """Gross margin - ad spend - strategy costs (discounts are already out of the margin)."""
+    return s["margin"] - s["ad_spend"] - s["other_costs"]
+
+
+@kpi("ratio", "action")
+def roas(s):
+    """Blended ROAS = all revenue / all ad spend."""
+    return _div(s["revenue"], s["ad_spend"])
+
+
+@kpi("ratio", "action")
+def roas_attributed(s):
+    """Revenue of orders with a paid click in the 7 days before (last click) / ad spend."""
+    return _div(s["attributed_revenue"], s["ad_spend"])
+
+
+@kpi("ratio", "action")
+def revenue_share_by_channel(s):
+    """The group's revenue / all revenue of its scope (by channel: the channel's share)."""
+    return _div(s["revenue"], s["scope_revenue"])
+
+
+@kpi("proportion", "action")
+def repeat_purchase_rate(s):
+    """Customers ordering again within 90 days of their first order / customers whose first
+    order is at least 90 days before the end (warm-up orders included).
+    """
+    return _div(s["repeaters"], s["repeat_eligible"])
+
+
+@kpi("mean", "action")
+def days_to_second_order(s):
+    """Mean days from first to second order among the repeat_purchase_rate's repeaters."""
+    return _div(s["repeat_days"], s["repeaters"])
+
+
+@kpi("proportion", "action")
+def retention_rate(s):
+    """Customers active at day 0 (an order in the 90 days before) who order in the window /
+    those customers.
+    """
+    return _div(s["retained"], s["active_at_start"])
+
+
+@kpi("proportion", "action")
+def churn_rate(s):
+    """1 - retention_rate."""
+    return 1 - _div(s["retained"], s["active_at_start"])
+
+
+@kpi("mean", "action")
+def clv_historical(s):
+    """Gross margin per customer to date (warm-up included) over customers to date."""
+    return _div(s["margin_to_date"], s["customers_to_date"])
+
+
+@kpi("mean", "action")
+def clv_predictive(s):
+    """AOV x orders per customer per year x gross margin share x 1 / yearly churn, where orders
+    per year = window orders / window purchasers x 365 / days and yearly churn = 1 - (1 -
+    churn_rate) ** (365 / days).
+    """
+    years = s["days"] / 365.0
+    per_year = _div(s["orders"], s["purchasers"]) / years
+    churn = 1 - _div(s["retained"], s["active_at_start"])
+    yearly = 1 - (1 - churn) ** (1 / years)
+    return (
+        _div(s["revenue"], s["orders"])
+        * per_year
+        * _div(s["margin"], s["revenue"])
+        * _div(1.0, yearly)
+    )
+
+
+@kpi("ratio", "action")
+def cac(s):
+    """Customer acquisition cost = ad spend / new customers (first order ever in the window)."""
+    return _div(s["ad_spend"], s["new_customers"])
+
+
+@kpi("ratio", "action")
+def clv_cac_ratio(s):
+    """clv_predictive / cac."""
+    return _div(clv_predictive(s), cac(s))
+
+
+@kpi("total", "action")
+def new_customers(s):
+    """Agents whose first order ever falls in the window."""
+    return s["new_customers"]
+
+
+@kpi("ratio", "action")
+def nps(s):
+    """Net promoter score = % promoters (9-10) - % detractors (0-6) among survey answers."""
+    return 100 * _div(s["promoters"] - s["detractors"], s["survey_n"])
+
+
+@kpi("ratio", "action")
+def csat(s):
+    """Customer satisfaction = share of answers 4-5 on the 1-5 scale."""
+    return _div(s["csat_pos"], s["survey_n"])
+
+
+@kpi("proportion", "action")
+def zero_party_share(s):
+    """Customers to date who shared preferences (the quiz) / customers to date."""
+    return _div(s["zero_party_customers"], s["customers_to_date"])
+
+
+def evaluate(sums: pd.DataFrame) -> pd.DataFrame:
+    """Apply every KPI formula to a frame of sums (one row per group)."""
+    out = {k.id: np.asarray(k.formula(sums), dtype=float) for k in REGISTRY.values()}
+    return pd.DataFrame(out, index=sums.index)
+
+
+PAID = set(PAID_CHANNELS)

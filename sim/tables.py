@@ -1,0 +1,100 @@
+"""Assemble a finished world's arrays into DESIGN.md's tables (per-user table, event log)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim.config import SOURCES
+from sim.population import DEVICES
+
+USER_COLUMNS = (
+    "user_id", "arm", "segment", "device", "exposed", "first_exposure_day", "sessions", "orders",
+    "items", "revenue", "margin", "converted", "first_order_day", "last_order_day",
+    "pre_sessions", "pre_orders", "pre_revenue",
+)  # fmt: skip
+MESSAGE_KINDS = ("email_send", "email_open", "email_click", "sms_send", "sms_click", "unsubscribe")
+
+
+def users_table(world) -> pd.DataFrame:
+    """The per-user table: one row per agent, every agent, in DESIGN.md's column order.
+
+    ``exposed`` = had a session in the experiment window (the same rule in every arm);
+    ``first_order_day`` / ``last_order_day`` are day numbers (floats; negative = warm-up; NaN =
+    never ordered); ``converted`` = ordered at least once in the window.
+    """
+    pop, u = world.pop, world.u
+    return pd.DataFrame(
+        {
+            "user_id": np.arange(pop.size, dtype=np.int64),
+            "arm": pd.Categorical.from_codes(pop.arm, world.arm_names),
+            "segment": pd.Categorical.from_codes(pop.segment, pop.segment_names),
+            "device": pd.Categorical.from_codes(pop.device, DEVICES),
+            "exposed": u["sessions"] > 0,
+            "first_exposure_day": u["first_exposure"],
+            "sessions": u["sessions"],
+            "orders": u["orders"],
+            "items": u["items"],
+            "revenue": u["revenue"],
+            "margin": u["margin"],
+            "converted": u["orders"] > 0,
+            "first_order_day": u["first_order"],
+            "last_order_day": u["last_order"],
+            "pre_sessions": u["pre_sessions"],
+            "pre_orders": u["pre_orders"],
+            "pre_revenue": u["pre_revenue"],
+        }
+    )
+
+
+def _label(frame: pd.DataFrame, col: str, names, offset: int = 0) -> None:
+    frame[col] = pd.Categorical.from_codes(frame[col].to_numpy() + offset, list(names))
+
+
+def build_results(world):
+    """Turn a finished world into :class:`sim.world.Results`."""
+    from sim.world import Results
+
+    users = users_table(world)
+    arm_names, seg_names = world.arm_names, world.pop.segment_names
+    sessions = world.t_sessions.frame()
+    _label(sessions, "channel", SOURCES)
+    orders = world.t_orders.frame()
+    _label(orders, "channel", SOURCES)
+    for frame in (sessions, orders):
+        ids = frame["user_id"].to_numpy()
+        frame["arm"] = users["arm"].to_numpy()[ids]
+        frame["segment"] = users["segment"].to_numpy()[ids]
+    messages = world.t_messages.frame()
+    _label(messages, "arm", arm_names)
+    _label(messages, "segment", seg_names)
+    _label(messages, "kind", MESSAGE_KINDS)
+    impressions = world.t_impressions.frame()
+    _label(impressions, "channel", SOURCES)
+    _label(impressions, "arm", arm_names)
+    surveys = world.t_surveys.frame()
+    surveys = surveys[surveys["time"] >= 0].reset_index(drop=True)
+    surveys["arm"] = users["arm"].to_numpy()[surveys["user_id"].to_numpy()]
+    surveys["segment"] = users["segment"].to_numpy()[surveys["user_id"].to_numpy()]
+    ledger = world.ledger
+    costs = pd.DataFrame({"kind": ledger.kind, "amount": ledger.amount, "arm": ledger.arm,
+                          "day": ledger.day})  # fmt: skip
+    costs = costs[costs["day"] >= 0].reset_index(drop=True)
+    costs["arm"] = pd.Categorical.from_codes(costs["arm"].to_numpy(dtype=np.int8), arm_names)
+    events = None
+    if world.log.enabled:
+        events = world.log.frame(world.pop.arm, arm_names, SOURCES)
+    return Results(
+        scenario=world.scenario,
+        seed=world.seed,
+        arm_names=list(arm_names),
+        users=users,
+        events=events,
+        sessions=sessions,
+        orders=orders,
+        messages=messages,
+        impressions=impressions,
+        surveys=surveys,
+        costs=costs,
+        extra={"zero_party": world.pop.zero_party.copy(), "ad_reached": world.expected_reach()},
+    )

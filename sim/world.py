@@ -1,0 +1,501 @@
+"""The world: SimPy keeps time in days; mechanisms are processes acting on cohorts of agents.
+
+Processes (each wakes once a day, or once per cohort for follow-ups):
+
+- ``paid_<channel>``: budget -> impressions (CPM) -> reach over a fixed audience (saturating)
+  -> awareness and clicks (CTR) -> visits at exact times inside the day;
+- ``own_visits``: every agent has a next own-visit time drawn from its own hazard (organic or
+  direct; an unaware agent's first one is its discovery by organic search), thinned by the
+  weekday cycle;
+- ``email`` and ``sms``: campaigns on a calendar: sends, opens, clicks -> visits, unsubscribes;
+- ``delivery``: one process per day's orders: delivery -> satisfaction -> survey and review,
+  which feed back into the catalog's ratings.
+
+No mechanism loops over agents; the count of SimPy events grows with mechanisms x days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from sim import rng
+from sim.catalog import build_catalog
+from sim.config import PAID_CHANNELS, SOURCES, Scenario
+from sim.eventlog import EventLog, Table
+from sim.funnel import Funnel, carts_of
+from sim.hooks import Basket, Hooks, Ledger, Messages
+from sim.population import build_population
+
+_DAY_KEY = 1 << 20  # keyed counters use day + _DAY_KEY so warm-up days stay non-negative
+_ORDER_SHIFT = np.int64(1 << 24)
+CH = {name: i for i, name in enumerate(SOURCES)}
+
+
+@dataclass
+class Results:
+    """What a run returns: the tables every layer relies on, plus the engine's tallies.
+
+    ``users`` and ``events`` are DESIGN.md's per-user table and event log (``events`` is None
+    when the log is off). ``sessions``, ``orders``, ``messages``, ``impressions``, ``surveys``
+    and ``costs`` are the tallies the KPIs are computed from.
+    """
+
+    scenario: Scenario
+    seed: int
+    arm_names: list[str]
+    users: pd.DataFrame
+    events: pd.DataFrame | None
+    sessions: pd.DataFrame
+    orders: pd.DataFrame
+    messages: pd.DataFrame
+    impressions: pd.DataFrame
+    surveys: pd.DataFrame
+    costs: pd.DataFrame
+    extra: dict
+
+
+class World:
+    """One simulated store. Build it, then :meth:`run` it once.
+
+    Args:
+        scenario: A validated :class:`sim.config.Scenario`.
+        seed: The run's seed; every draw is keyed on it.
+        strategies: Hook objects (strategies), each applying to the arms in its ``arms``.
+        arm: Arm index of every agent (default: everyone in arm 0).
+        arm_names: Names of the arms, indexed by ``arm``.
+        events: Whether to record the event log.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        strategies: Sequence[Hooks] = (),
+        arm: np.ndarray | None = None,
+        arm_names: Sequence[str] = ("control",),
+        events: bool = True,
+    ) -> None:
+        self.scenario = scenario
+        self.seed = int(seed)
+        self.arm_names = list(arm_names)
+        self.env = simpy.Environment(initial_time=-scenario.warmup_days)
+        self.pop = build_population(scenario, self.seed)
+        if arm is not None:
+            self.pop.arm[:] = arm
+        groups = 1 if scenario.catalog.shared_reviews else len(self.arm_names)
+        self.catalog = build_catalog(scenario.catalog, self.seed, groups)
+        self.review_group = (
+            np.zeros(len(self.arm_names), np.int64) if groups == 1 else np.arange(groups)
+        )
+        self.strategies = list(strategies)
+        self.ledger = Ledger()
+        self.log = EventLog(events)
+        self._tables()
+        n = self.pop.size
+        self.bounce_by_source = np.array([scenario.funnel.bounce[s] for s in SOURCES])
+        self.rate_mult = np.ones(n)
+        self.weekday = np.asarray(scenario.traffic.weekday, dtype=float)
+        self.funnel = Funnel(self)
+        self._user_counters(n)
+        self.audience_share: dict = {}
+        self.window_impressions = dict.fromkeys(PAID_CHANNELS, 0.0)
+        self.deliveries: dict[int, list] = {}
+        self._schedule_first_visits()
+        for s in self.strategies:
+            s.setup(self)
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _tables(self) -> None:
+        f8, i8, i4, i1, b = np.float64, np.int64, np.int32, np.int8, np.bool_
+        self.t_sessions = Table(
+            session_id=i8, user_id=i8, time=f8, channel=i1, pages=i4, views=i4, carted=b,
+            checkout=b, purchased=b, revenue=f8, margin=f8, items=i4,
+        )  # fmt: skip
+        self.t_orders = Table(
+            order_id=i8, user_id=i8, time=f8, revenue=f8, margin=f8, items=i4, channel=i1,
+            discount=f8,
+        )  # fmt: skip
+        self.t_messages = Table(day=i4, arm=i1, segment=i1, kind=i1, count=i8)
+        self.t_impressions = Table(day=i4, channel=i1, arm=i1, impressions=f8, reached=f8)
+        self.t_surveys = Table(time=f8, user_id=i8, nps=i1, csat=i1)
+
+    def _user_counters(self, n: int) -> None:
+        self.u = {
+            name: np.zeros(n, dtype=dtype)
+            for name, dtype in [
+                ("sessions", np.int32), ("orders", np.int32), ("items", np.int32),
+                ("revenue", np.float64), ("margin", np.float64), ("pre_sessions", np.int32),
+                ("pre_orders", np.int32), ("pre_revenue", np.float64),
+            ]
+        }  # fmt: skip
+        self.u["first_exposure"] = np.full(n, np.nan)
+        self.u["first_order"] = np.full(n, np.nan)
+        self.u["last_order"] = np.full(n, np.nan)
+
+    def _schedule_first_visits(self) -> None:
+        pop, t0 = self.pop, -self.scenario.warmup_days
+        ids = np.arange(pop.size)
+        gap = rng.exponential(self.keyed("first_visit"), ids, 0)
+        rate = np.where(pop.aware, pop.visit_rate, self.scenario.traffic.discovery_rate)
+        pop.next_visit = t0 + gap / rate
+
+    # -- helpers for mechanisms and strategies ---------------------------------------------
+    @property
+    def now(self) -> float:
+        """Current simulated time in days (day 0 = ``scenario.start_date``)."""
+        return self.env.now
+
+    def date(self, day: int) -> dt.date:
+        """Calendar date of a day number."""
+        return self.scenario.start + dt.timedelta(days=int(day))
+
+    def weekday_factor(self, day: int) -> float:
+        """Traffic multiplier of a day's weekday."""
+        return float(self.weekday[self.date(day).weekday()])
+
+    def keyed(self, name: str) -> np.uint64:
+        """The keyed-draw stream of a mechanism or strategy (see :mod:`sim.rng`)."""
+        return rng.stream_key(self.seed, name)
+
+    def dispatch(self, hook: str, cohort) -> None:
+        """Call ``hook`` of each strategy on the cohort's agents of its arms."""
+        for s in self.strategies:
+            sel = self._select(s, cohort.agent)
+            if len(sel):
+                getattr(s, hook)(self, cohort, sel)
+
+    def dispatch_basket(self, visits, basket: Basket) -> None:
+        """Call on_cart of each strategy on the visits (of its arms) that have a cart."""
+        for s in self.strategies:
+            has_cart = np.zeros(len(visits), dtype=bool)
+            has_cart[basket.visit] = True
+            sel = self._select(s, visits.agent, has_cart)
+            if len(sel):
+                s.on_cart(self, visits, basket, sel)
+
+    def _select(self, strategy: Hooks, agent: np.ndarray, extra=None) -> np.ndarray:
+        mask = np.isin(self.pop.arm[agent], strategy.arms)
+        if extra is not None:
+            mask &= extra
+        return np.flatnonzero(mask)
+
+    def reschedule(self, agent: np.ndarray, time: np.ndarray, gap: np.ndarray) -> None:
+        """Set each agent's next own visit at ``time + gap / hazard`` (gap ~ Exp(1))."""
+        pop, ret = self.pop, self.scenario.retention
+        since = time - pop.last_order[agent]
+        boost = 1.0 + ret.post_purchase_boost * np.exp(-since / ret.boost_days)
+        rate = pop.visit_rate[agent] * boost * self.rate_mult[agent]
+        rate = np.where(pop.lapsed[agent], rate * ret.lapsed_rate, rate)
+        pop.next_visit[agent] = time + gap / np.maximum(rate, 1e-12)
+
+    def schedule_visits(self, agent, time, channel: str, recovered=None) -> None:
+        """Schedule visits at future exact times (follow-ups: reminders, ads); one process."""
+        agent, time = np.asarray(agent), np.asarray(time, dtype=float)
+        if len(agent) == 0:
+            return
+        for day in np.unique(np.floor(time)):
+            rows = np.floor(time) == day
+            rec = None if recovered is None else np.asarray(recovered)[rows]
+            self.env.process(self._later(day, agent[rows], time[rows], CH[channel], rec))
+
+    def _later(self, day, agent, time, channel, recovered):
+        yield self.env.timeout(max(day - self.env.now, 0))
+        order = np.argsort(time, kind="stable")
+        code = np.full(len(agent), channel, dtype=np.int8)
+        self.funnel.run(
+            agent[order], time[order], code, None if recovered is None else recovered[order]
+        )
+
+    # -- recording --------------------------------------------------------------------------
+    def record_visits(self, v, b: Basket, bounced, pages, has_cart, began, bought, value, quiz):
+        """Book a processed batch: user counters, tallies, events, orders and follow-ups."""
+        pop, log, u = self.pop, self.log, self.u
+        m = len(v)
+        cost = self.catalog.price[b.product] * (1 - self.catalog.margin[b.product])
+        line_margin = (b.price - cost) * b.quantity
+        margin = np.bincount(b.visit, weights=line_margin, minlength=m)
+        items = np.bincount(b.visit, weights=b.quantity, minlength=m).astype(np.int32)
+        discount = np.bincount(b.visit, weights=(b.list_price - b.price) * b.quantity, minlength=m)
+        sid = self.funnel.session_ids(v)
+        window = v.time >= 0
+        pre = ~window
+        a = v.agent
+        np.add.at(u["pre_sessions"], a[pre], 1)
+        np.add.at(u["pre_orders"], a[pre & bought], 1)
+        np.add.at(u["pre_revenue"], a[pre & bought], value[pre & bought])
+        w = window
+        np.add.at(u["sessions"], a[w], 1)
+        wb = w & bought
+        np.add.at(u["orders"], a[wb], 1)
+        np.add.at(u["items"], a[wb], items[wb])
+        np.add.at(u["revenue"], a[wb], value[wb])
+        np.add.at(u["margin"], a[wb], margin[wb])
+        u["first_exposure"][a[w]] = np.fmin(u["first_exposure"][a[w]], np.floor(v.time[w]))
+        pop.zero_party[a[quiz]] = True
+        pop.aware[a] = True
+        order_no = pop.n_orders[a] + 0
+        order_id = np.where(bought, a.astype(np.int64) * _ORDER_SHIFT + order_no, -1)
+        np.add.at(pop.n_orders, a[bought], 1)
+        pop.last_order[a[bought]] = v.time[bought]
+        u["first_order"][a[bought]] = np.fmin(u["first_order"][a[bought]], v.time[bought])
+        u["last_order"][a[bought]] = v.time[bought]
+        if w.any():
+            self.t_sessions.add(
+                session_id=sid[w], user_id=a[w], time=v.time[w], channel=v.channel[w],
+                pages=pages[w], views=(v.views[w] >= 0).sum(axis=1), carted=has_cart[w],
+                checkout=began[w], purchased=bought[w], revenue=np.where(bought, value, 0.0)[w],
+                margin=np.where(bought, margin, 0.0)[w], items=np.where(bought, items, 0)[w],
+            )  # fmt: skip
+        if bought.any():
+            self.t_orders.add(
+                order_id=order_id[bought], user_id=a[bought], time=v.time[bought],
+                revenue=value[bought], margin=margin[bought], items=items[bought],
+                channel=v.channel[bought], discount=discount[bought],
+            )  # fmt: skip
+        if log.enabled:
+            self._log_visits(
+                v, b, sid, pages, began, bought, has_cart, value, items, order_id, quiz
+            )
+        rows = np.flatnonzero(bought)
+        if len(rows):
+            carts = carts_of(v, value, items, rows, order_id[rows])
+            carts.p_review = np.full(len(rows), self.scenario.aftermath.review_rate)
+            self.dispatch("on_purchase", carts)
+            first_line = np.full(m, -1)
+            first_line[b.visit[::-1]] = b.product[::-1]
+            self._deliveries(carts, first_line[rows])
+        rows = np.flatnonzero(has_cart & ~bought)
+        if len(rows):
+            self.dispatch("on_abandon", carts_of(v, value, items, rows, np.full(len(rows), -1)))
+
+    def _log_visits(self, v, b, sid, pages, began, bought, has_cart, value, items, order_id, quiz):
+        log, a, t, ch = self.log, v.agent, v.time, v.channel
+        log.add("session_start", t, a, session=sid, channel=ch)
+        rep = np.repeat(np.arange(len(v)), pages)
+        log.add("page_view", t[rep], a[rep], session=sid[rep], channel=ch[rep])
+        vi, vk = np.nonzero(v.views >= 0)
+        log.add("view_item", t[vi], a[vi], session=sid[vi], product=v.views[vi, vk], channel=ch[vi])
+        bv = b.visit
+        log.add(
+            "add_to_cart", t[bv], a[bv], session=sid[bv], product=b.product, quantity=b.quantity,
+            value=b.price * b.quantity, channel=ch[bv],
+        )  # fmt: skip
+        for name, mask in (("begin_checkout", began), ("purchase", bought)):
+            log.add(
+                name, t[mask], a[mask], session=sid[mask], quantity=items[mask],
+                value=value[mask], channel=ch[mask], order=order_id[mask],
+            )  # fmt: skip
+        ab = has_cart & ~bought
+        log.add("cart_abandon", t[ab], a[ab], session=sid[ab], value=value[ab], channel=ch[ab])
+        log.add("quiz_response", t[quiz], a[quiz], session=sid[quiz], channel=ch[quiz])
+
+    # -- follow-ups: delivery, satisfaction, surveys, reviews --------------------------------
+    def _deliveries(self, carts, product: np.ndarray) -> None:
+        """Put orders into the delivery bucket of their delivery day."""
+        key = self.keyed("delivery")
+        delay = self.scenario.aftermath.delivery_days * rng.exponential(
+            key, carts.agent, carts.order_id
+        )
+        when = carts.time + 1.0 + delay  # from the next day on: that day's bucket is still open
+        day = np.floor(when).astype(np.int64)
+        for d in np.unique(day):
+            r = day == d
+            self.deliveries.setdefault(int(d), []).append(
+                (carts.agent[r], when[r], carts.order_id[r], product[r], carts.p_review[r])
+            )
+
+    def _deliver(self, day: int) -> None:
+        """Daily step: the day's deliveries -> satisfaction -> surveys and reviews."""
+        chunks = self.deliveries.pop(day, None)
+        if not chunks:
+            return
+        agent, time, order_id, product, p_review = (
+            np.concatenate(c) for c in zip(*chunks, strict=True)
+        )
+        am = self.scenario.aftermath
+        key = self.keyed("satisfaction")
+        k = order_id.astype(np.int64) * 4
+        sat = np.clip(np.rint(am.satisfaction_mean + 0.9 * rng.normal(key, agent, k)), 1, 5)
+        surveyed = rng.uniform(key, agent, k + 2) < am.survey_rate
+        if surveyed.any():
+            noise = rng.uniform(key, agent[surveyed], k[surveyed] + 3)
+            nps = np.clip(np.floor(2 * sat[surveyed] - 1 + 2 * noise), 0, 10)
+            self.t_surveys.add(time=time[surveyed], user_id=agent[surveyed], nps=nps,
+                               csat=sat[surveyed])  # fmt: skip
+            self.log.add("survey_response", time[surveyed], agent[surveyed], quantity=sat[surveyed],
+                         value=nps)  # fmt: skip
+        reviewed = rng.uniform(key, agent, k + 1) < np.clip(p_review, 0, 1)
+        if reviewed.any():
+            g = self.review_group[self.pop.arm[agent[reviewed]]]
+            np.add.at(self.catalog.reviews, (g, product[reviewed]), 1)
+            np.add.at(self.catalog.rating_sum, (g, product[reviewed]), sat[reviewed])
+            self.log.add("review", time[reviewed], agent[reviewed], product=product[reviewed],
+                         value=sat[reviewed], order=order_id[reviewed])  # fmt: skip
+
+    # -- mechanisms ---------------------------------------------------------------------------
+    def _daily(self, name: str, step: Callable[[int], None]):
+        days = self.scenario.days
+        while self.env.now < days:
+            step(int(self.env.now))
+            yield self.env.timeout(1)
+
+    def _day_start(self, day: int) -> None:
+        for s in self.strategies:
+            agents = np.flatnonzero(np.isin(self.pop.arm, s.arms)) if s.arms else np.empty(0, int)
+            if len(agents):
+                s.on_day_start(self, day, agents)
+        if self._progress is not None and day >= 0:
+            self._progress(day)
+
+    def _own_visits(self, day: int) -> None:
+        pop = self.pop
+        due = np.flatnonzero(pop.next_visit < day + 1)
+        if not len(due):
+            return
+        k = day + _DAY_KEY
+        key = self.keyed("own_visits")
+        time = np.maximum(pop.next_visit[due], day)
+        keep = rng.uniform(key, due, k * 4) < self.weekday_factor(day) / self.weekday.max()
+        late = due[~keep]
+        self.reschedule(late, time[~keep], rng.exponential(key, late, k * 4 + 1))
+        agent, time = due[keep], time[keep]
+        organic = ~pop.aware[agent] | (
+            rng.uniform(key, agent, k * 4 + 2) < self.scenario.traffic.organic_share
+        )
+        channel = np.where(organic, CH["organic_search"], CH["direct"]).astype(np.int8)
+        order = np.argsort(time, kind="stable")
+        self.funnel.run(agent[order], time[order], channel[order])
+
+    def _paid(self, name: str, audience: np.ndarray):
+        """Daily step of a paid channel over a fixed audience.
+
+        Impressions fall at random on the audience (Poisson), so a day's reach is
+        ``P (1 - exp(-I / P))`` and a reached agent sees ``F = I / reach`` impressions, becomes
+        aware with chance ``1 - exp(-a F)`` and clicks with chance ``1 - exp(-ctr F)``. The
+        agents who become aware and who click are drawn directly from the audience by a
+        generator keyed on (seed, channel, day): the audience never depends on agents' state,
+        so every world draws the same ones, and the cost is O(clicks), not O(reach).
+        """
+        cfg = self.scenario.channels[name]
+        n, size, code = self.pop.size, len(audience), CH[name]
+        by_arm = np.bincount(self.pop.arm[audience], minlength=len(self.arm_names)) / max(size, 1)
+        self.audience_share[name] = (audience, cfg)
+
+        def step(day: int) -> None:
+            impressions = cfg.budget_per_1000 * n / cfg.cpm * self.weekday_factor(day)
+            if impressions <= 0 or size == 0:
+                return
+            reach = size * -np.expm1(-impressions / size)
+            freq = impressions / reach
+            g = rng.generator(self.seed, name, day + _DAY_KEY)
+            n_aware, n_click = g.binomial(
+                int(round(reach)), [-np.expm1(-cfg.awareness_per_impression * freq),
+                                    -np.expm1(-cfg.ctr * freq)])  # fmt: skip
+            # With replacement: O(draws); an agent drawn twice for awareness changes nothing, and
+            # one drawn twice for a click visits twice (two clicks).
+            self.pop.aware[audience[g.integers(0, size, n_aware)]] = True
+            clicked = audience[g.integers(0, size, n_click)]
+            for arm, share in enumerate(by_arm):
+                self.ledger.book(f"ad_{name}", impressions * share * cfg.cpm / 1000, arm, day)
+                if day >= 0 and share > 0:
+                    self.t_impressions.add(day=day, channel=code, arm=arm,
+                                           impressions=impressions * share,
+                                           reached=reach * share)  # fmt: skip
+            if day >= 0:
+                self.window_impressions[name] += impressions
+            time = day + g.random(len(clicked))
+            order = np.argsort(time, kind="stable")
+            channel = np.full(len(clicked), code, dtype=np.int8)
+            self.funnel.run(clicked[order], time[order], channel)
+
+        return step
+
+    def expected_reach(self) -> np.ndarray:
+        """Each agent's chance of having seen at least one ad in the window (for ``reach``)."""
+        unseen = np.ones(self.pop.size)
+        for name, (audience, _) in self.audience_share.items():
+            unseen[audience] *= np.exp(-self.window_impressions[name] / len(audience))
+        return 1 - unseen
+
+    def _campaign(self, kind: str):
+        cfg = getattr(self.scenario, kind)
+        ok = self.pop.email_ok if kind == "email" else self.pop.sms_ok
+        kinds = {"email": (0, 1, 2), "sms": (3, None, 4)}[kind]
+
+        def step(day: int) -> None:
+            if (day - cfg.first_day) % cfg.every_days:
+                return
+            pop = self.pop
+            agent = np.flatnonzero(ok)
+            if not len(agent):
+                return
+            campaign = (day + _DAY_KEY) // cfg.every_days
+            eng = pop.email_engagement[agent]
+            msg = Messages(agent=agent, time=np.full(len(agent), day + 0.375), kind=kind,
+                           campaign=campaign, p_open=np.clip(cfg.open_rate * eng, 0, 1),
+                           p_click=np.clip(cfg.click_rate / cfg.open_rate * eng, 0, 1))  # fmt: skip
+            self.dispatch("on_message", msg)
+            self._send(kind, cfg, msg, ok, kinds, day)
+
+        return step
+
+    def _send(self, kind, cfg, msg: Messages, ok, kinds, day: int) -> None:
+        pop, agent = self.pop, msg.agent
+        key, k = self.keyed(kind), msg.campaign * 8
+        opened = rng.uniform(key, agent, k) < msg.p_open
+        clicked = opened & (rng.uniform(key, agent, k + 1) < msg.p_click)
+        unsub = rng.uniform(key, agent, k + 2) < cfg.unsubscribe
+        ok[agent[unsub]] = False
+        self.ledger.book_by_arm(kind, np.full(len(agent), cfg.cost_per_send), pop.arm[agent], day)
+        t_open = msg.time + 0.5 * rng.uniform(key, agent, k + 3)
+        t_click = t_open + 0.02
+        if day >= 0:
+            self._tally_messages(day, agent, kinds[0], np.ones(len(agent), bool))
+            if kinds[1] is not None:
+                self._tally_messages(day, agent, kinds[1], opened)
+            self._tally_messages(day, agent, kinds[2], clicked)
+            self._tally_messages(day, agent, 5, unsub)
+            self.log.add(f"{kind}_send", msg.time, agent, channel=CH[kind])
+            if kind == "email":
+                self.log.add("email_open", t_open[opened], agent[opened], channel=CH[kind])
+            self.log.add(f"{kind}_click", t_click[clicked], agent[clicked], channel=CH[kind])
+            self.log.add("unsubscribe", msg.time[unsub], agent[unsub], channel=CH[kind])
+        order = np.argsort(t_click[clicked], kind="stable")
+        code = np.full(int(clicked.sum()), CH[kind], dtype=np.int8)
+        self.funnel.run(agent[clicked][order], t_click[clicked][order], code)
+
+    def _tally_messages(self, day: int, agent: np.ndarray, kind: int, mask: np.ndarray) -> None:
+        n_seg = len(self.pop.segment_names)
+        code = self.pop.arm[agent[mask]].astype(np.int64) * n_seg + self.pop.segment[agent[mask]]
+        counts = np.bincount(code, minlength=len(self.arm_names) * n_seg)
+        nz = np.flatnonzero(counts)
+        self.t_messages.add(
+            day=day, arm=nz // n_seg, segment=nz % n_seg, kind=kind, count=counts[nz]
+        )
+
+    # -- running --------------------------------------------------------------------------
+    def run(self, progress: Callable[[int], None] | None = None) -> Results:
+        """Simulate warm-up and horizon; return the tables. ``progress(day)`` is called daily."""
+        self._progress = progress
+        env = self.env
+        env.process(self._daily("day_start", self._day_start))
+        for name in PAID_CHANNELS:
+            if name in self.scenario.channels:
+                cfg = self.scenario.channels[name]
+                key = self.keyed(f"audience_{name}")
+                audience = np.flatnonzero(rng.uniform(key, np.arange(self.pop.size)) < cfg.audience)
+                env.process(self._daily(name, self._paid(name, audience)))
+        env.process(self._daily("own_visits", self._own_visits))
+        env.process(self._daily("email", self._campaign("email")))
+        env.process(self._daily("sms", self._campaign("sms")))
+        env.process(self._daily("delivery", self._deliver))
+        env.run(until=self.scenario.days)
+        from sim.tables import build_results  # local: tables imports world's Results
+
+        return build_results(self)
