@@ -106,11 +106,12 @@ def _session_sums(f: Facts, keys: list[str]) -> pd.DataFrame:
 def _message_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
     if "channel" in keys:
         return None
-    wide = f.messages.pivot_table(index=[*keys] or None, columns="kind", values="count",
-                                  aggfunc="sum", observed=False, fill_value=0) if keys else None  # fmt: skip
     if not keys:
         wide = f.messages.groupby("kind", observed=False)["count"].sum().to_frame().T
-        wide.index = pd.RangeIndex(1)
+        return wide.set_axis(pd.RangeIndex(1)).rename_axis(columns=None)
+    wide = f.messages.pivot_table(
+        index=keys, columns="kind", values="count", aggfunc="sum", observed=False, fill_value=0
+    )
     return wide.rename_axis(columns=None)
 
 
@@ -146,8 +147,9 @@ def _survey_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
         return None
     s = _with_day(f.surveys)
     s = s.assign(promoter=s["nps"] >= 9, detractor=s["nps"] <= 6, pos=s["csat"] >= 4)
-    return _group(s, keys, {"survey_n": ("nps", "size"), "promoters": ("promoter", "sum"),
-                            "detractors": ("detractor", "sum"), "csat_pos": ("pos", "sum")})  # fmt: skip
+    agg = {"survey_n": ("nps", "size"), "promoters": ("promoter", "sum"),
+           "detractors": ("detractor", "sum"), "csat_pos": ("pos", "sum")}  # fmt: skip
+    return _group(s, keys, agg)
 
 
 def _user_sums(f: Facts, keys: list[str], reach_only: bool = False):
@@ -182,7 +184,8 @@ def _user_sums(f: Facts, keys: list[str], reach_only: bool = False):
         reached=f.extra["ad_reached"],
     )
     cols = ["repeat_eligible", "repeaters", "repeat_days", "active_at_start", "retained",
-            "margin_to_date", "customers_to_date", "new_customers", "zero_party_customers"]  # fmt: skip
+            "margin_to_date", "customers_to_date", "new_customers",
+            "zero_party_customers"]  # fmt: skip
     return _group(frame, keys, {c: (c, "sum") for c in cols})
 
 

@@ -220,9 +220,11 @@ def validate(scenario: Scenario, prefix: str = "scenario") -> Scenario:
     """Check every value of a scenario once; raise ConfigError naming the first bad key."""
     _walk(scenario, prefix)
     try:
-        scenario.start
+        dt.date.fromisoformat(scenario.start_date)
     except ValueError:
-        raise ConfigError(f"{prefix}.start_date", "a date as YYYY-MM-DD", scenario.start_date)
+        raise ConfigError(
+            f"{prefix}.start_date", "a date YYYY-MM-DD", scenario.start_date
+        ) from None
     if not scenario.population.segments:
         raise ConfigError(f"{prefix}.population.segments", "at least one segment")
     total = sum(s.share for s in scenario.population.segments.values())

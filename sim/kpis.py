@@ -228,8 +228,9 @@ def revenue_share_by_channel(s):
 
 @kpi("proportion", "action")
 def repeat_purchase_rate(s):
-    """Customers ordering again within 90 days of their first order / customers whose first
-    order is at least 90 days before the end (warm-up orders included).
+    """Repeat customers / customers whose first order is >= 90 days before the end.
+
+    Repeat customers order again within 90 days of their first order (warm-up orders count).
     """
     return _div(s["repeaters"], s["repeat_eligible"])
 
@@ -242,8 +243,9 @@ def days_to_second_order(s):
 
 @kpi("proportion", "action")
 def retention_rate(s):
-    """Customers active at day 0 (an order in the 90 days before) who order in the window /
-    those customers.
+    """Customers active at day 0 who order in the window / customers active at day 0.
+
+    Active at day 0 = an order in the 90 days before day 0.
     """
     return _div(s["retained"], s["active_at_start"])
 
@@ -262,9 +264,10 @@ def clv_historical(s):
 
 @kpi("mean", "action")
 def clv_predictive(s):
-    """AOV x orders per customer per year x gross margin share x 1 / yearly churn, where orders
-    per year = window orders / window purchasers x 365 / days and yearly churn = 1 - (1 -
-    churn_rate) ** (365 / days).
+    """AOV x orders per customer per year x gross margin share x 1 / yearly churn.
+
+    Orders per year = window orders / window purchasers x 365 / days; yearly churn =
+    1 - (1 - churn_rate) ** (365 / days): all in per-year units.
     """
     years = s["days"] / 365.0
     per_year = _div(s["orders"], s["purchasers"]) / years

@@ -83,7 +83,7 @@ def build_results(world):
     costs["arm"] = pd.Categorical.from_codes(costs["arm"].to_numpy(dtype=np.int8), arm_names)
     events = None
     if world.log.enabled:
-        events = world.log.frame(world.pop.arm, arm_names, SOURCES)
+        events = world.log.table(world.pop.arm, arm_names, SOURCES)
     return Results(
         scenario=world.scenario,
         seed=world.seed,

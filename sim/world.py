@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import simpy
 
 from sim import rng
@@ -41,16 +42,18 @@ CH = {name: i for i, name in enumerate(SOURCES)}
 class Results:
     """What a run returns: the tables every layer relies on, plus the engine's tallies.
 
-    ``users`` and ``events`` are DESIGN.md's per-user table and event log (``events`` is None
-    when the log is off). ``sessions``, ``orders``, ``messages``, ``impressions``, ``surveys``
-    and ``costs`` are the tallies the KPIs are computed from.
+    ``users`` is DESIGN.md's per-user table; ``events`` its event log as a ``pyarrow.Table``
+    (``events.to_pandas()`` for a DataFrame; None when the log is off). ``sessions``,
+    ``orders``, ``messages``, ``impressions``, ``surveys`` and ``costs`` are the tallies the
+    KPIs are computed from; ``extra`` holds per-agent arrays the KPIs need (zero-party data,
+    expected ad reach).
     """
 
     scenario: Scenario
     seed: int
     arm_names: list[str]
     users: pd.DataFrame
-    events: pd.DataFrame | None
+    events: pa.Table | None
     sessions: pd.DataFrame
     orders: pd.DataFrame
     messages: pd.DataFrame
