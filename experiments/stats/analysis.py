@@ -77,6 +77,14 @@ def adjust_p_values(p_values, correction: str) -> np.ndarray:
     return adjusted
 
 
+def user_table(**columns) -> pd.DataFrame:
+    """Build a per-user table from arrays (e.g. ``arm=..., revenue=...``) of one length."""
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ConfigError("columns", "arrays of one length (one value per user)", lengths)
+    return pd.DataFrame(columns)
+
+
 def arm_groups(frame: pd.DataFrame, arm_col: str, control: str, arms, keep) -> Groups:
     """Code each row by arm (control first); rows outside ``keep`` or ``arms`` are left out."""
     if arm_col not in frame.columns:

@@ -104,7 +104,7 @@ def _safe_stat(diff, se) -> np.ndarray:
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = np.asarray(diff / se, dtype=float)
-    return np.where(se > 0, stat, np.where(diff == 0, 0.0, np.sign(diff) * np.inf))
+    return np.where(se > 0, stat, np.where(diff == 0, 0.0, np.copysign(np.inf, diff)))
 
 
 def relative_lift(control, treatment, se_control, se_treatment, alpha, alternative, df=None):
@@ -176,7 +176,7 @@ def _interval_sides(low, high, alternative):
 
 def welch_df(var_c, n_c, var_t, n_t) -> np.ndarray:
     """Welch-Satterthwaite degrees of freedom (n - 1 per arm where both variances are 0)."""
-    v_c, v_t = var_c / n_c, var_t / n_t
+    v_c, v_t = np.asarray(var_c, float) / n_c, np.asarray(var_t, float) / n_t
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (v_c + v_t) ** 2 / (v_c**2 / (n_c - 1) + v_t**2 / (n_t - 1))
     return np.where(v_c + v_t > 0, df, n_c + n_t - 2)
