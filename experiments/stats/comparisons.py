@@ -118,9 +118,10 @@ def relative_lift(control, treatment, se_control, se_treatment, alpha, alternati
     c, t = np.where(ok, control, 1.0), np.where(ok, treatment, 1.0)
     rel_se = np.where(ok, np.sqrt((se_treatment / t) ** 2 + (se_control / c) ** 2), np.nan)
     low, high = _interval(np.log(t / c), rel_se, _quantile(alpha, alternative, df), alternative)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(control != 0, treatment / np.where(control != 0, control, 1.0) - 1, np.nan)
-    return rel, np.where(ok, np.expm1(low), np.nan), np.where(ok, np.expm1(high), np.nan), rel_se
+        low, high = np.expm1(low), np.expm1(high)  # a mean near 0 may give an infinite end
+    return rel, np.where(ok, low, np.nan), np.where(ok, high, np.nan), rel_se
 
 
 def _comparison(c, t, diff, se, p, ci, rel) -> Comparison:
