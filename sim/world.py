@@ -353,7 +353,7 @@ class World:
             agents = np.flatnonzero(np.isin(self.pop.arm, s.arms)) if s.arms else np.empty(0, int)
             if len(agents):
                 s.on_day_start(self, day, agents)
-        if self._progress is not None and day >= 0:
+        if self._progress is not None:
             self._progress(day)
 
     def _own_visits(self, day: int) -> None:
