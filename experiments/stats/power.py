@@ -183,14 +183,16 @@ class SampleSize:
 
 def sample_size(design: Design, mde_abs: float, power: float, daily_traffic=None) -> SampleSize:
     """Size a test for an absolute lift ``mde_abs`` (users rounded up per arm)."""
-    check_number(mde_abs, "mde", gt=0) if mde_abs > 0 else check_number(mde_abs, "mde", lt=0)
+    if check_number(mde_abs, "mde") == 0:
+        raise ConfigError("mde", "a lift other than 0", mde_abs)
     n_c = math.ceil(n_control(design, mde_abs, power) - 1e-9)
     n_t = math.ceil(n_c * design.allocation_ratio - 1e-9)
     equal = math.ceil(n_control(design._replace(allocation_ratio=1.0), mde_abs, power) - 1e-9)
     return SampleSize(
         n_per_arm=equal, n_control=n_c, n_treatment=n_t, total_n=n_c + n_t,
         days=days_needed(n_c + n_t, daily_traffic), alpha=design.alpha, power=power,
-        baseline=design.baseline, mde_abs=mde_abs, mde_rel=mde_abs / design.baseline,
+        baseline=design.baseline, mde_abs=mde_abs,
+        mde_rel=mde_abs / design.baseline if design.baseline else math.nan,
         method=CONVENTIONS[design.kind],
     )  # fmt: skip
 

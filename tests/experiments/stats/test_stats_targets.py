@@ -1,0 +1,107 @@
+"""SMART targets: verdicts as DESIGN.md defines them, probability, achievability, bad input."""
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from experiments.stats.comparisons import Comparison
+from experiments.stats.power import mde_from_se
+from experiments.stats.targets import SmartTarget, evaluate_target, target_rows
+from sim.errors import ConfigError
+
+
+def comparison(abs_lift, se, control=0.05):
+    """A Comparison with a normal abs interval and a log-scale relative interval (95%)."""
+    q = stats.norm.ppf(0.975)
+    treatment = control + abs_lift
+    rel_se = se / treatment  # enough for these tests: only the log-scale se is used
+    log_ratio = math.log(treatment / control)
+    return Comparison(
+        *map(np.float64, (control, treatment, abs_lift, abs_lift - q * se, abs_lift + q * se,
+                          treatment / control - 1, math.expm1(log_ratio - q * rel_se),
+                          math.expm1(log_ratio + q * rel_se), 0.5, se, rel_se))
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "lift, se, verdict",
+    [(0.010, 0.001, "met"), (0.002, 0.001, "not met"), (0.006, 0.002, "inconclusive")],
+)
+def test_absolute_increase_verdicts(lift, se, verdict):
+    target = SmartTarget("conversion", 0.005, lift_kind="absolute")
+    result = evaluate_target(target, "B", comparison(lift, se), alpha=0.05)
+    assert result.verdict == verdict
+    # Flat prior, normal posterior: P(lift >= 0.005) = Phi((estimate - 0.005) / se).
+    assert result.probability == pytest.approx(stats.norm.cdf((lift - 0.005) / se))
+    assert result.mde == pytest.approx(mde_from_se(se, 0.05, 0.8))
+    assert result.achievable == (result.mde <= 0.005)
+
+
+def test_met_means_whole_interval_at_or_above_the_target():
+    target = SmartTarget("conversion", 0.005, lift_kind="absolute")
+    q = stats.norm.ppf(0.975)
+    exactly = evaluate_target(target, "B", comparison(0.005 + q * 0.001, 0.001), 0.05)
+    assert exactly.ci_low == pytest.approx(0.005) and exactly.verdict in ("met", "inconclusive")
+    above = evaluate_target(target, "B", comparison(0.0051 + q * 0.001, 0.001), 0.05)
+    assert above.verdict == "met"
+
+
+@pytest.mark.parametrize(
+    "lift, verdict", [(-0.02, "met"), (-0.001, "not met"), (-0.01, "inconclusive")]
+)
+def test_decrease_mirrors_increase(lift, verdict):
+    target = SmartTarget("cart_abandonment_rate", 0.01, direction="decrease", lift_kind="absolute")
+    result = evaluate_target(target, "B", comparison(lift, 0.003, control=0.7), 0.05)
+    assert result.verdict == verdict and result.target_lift == -0.01
+    assert result.probability == pytest.approx(stats.norm.cdf((-0.01 - lift) / 0.003))
+
+
+def test_relative_target_uses_the_log_ratio_posterior():
+    target = SmartTarget("conversion", 0.15)  # +15% relative
+    c = comparison(0.0075, 0.002)  # +15% exactly
+    result = evaluate_target(target, "B", c, 0.05)
+    assert result.estimate == pytest.approx(0.15)
+    assert result.probability == pytest.approx(0.5)
+    assert result.verdict == "inconclusive"
+    assert result.mde == pytest.approx(math.expm1(mde_from_se(float(c.rel_se), 0.05, 0.8)))
+
+
+def frame():
+    return pd.DataFrame(
+        {"segment": ["a", "b", "a", "b"], "first_exposure_day": [0, 10, 40, 89], "x": 1}
+    )
+
+
+def test_rows_by_segment_and_deadline():
+    target = SmartTarget("x", 0.1, segment="a", deadline=dt.date(2026, 2, 1))
+    keep = target_rows(frame(), target, "2026-01-01", "first_exposure_day", "segment")
+    assert keep.tolist() == [True, False, False, False]  # day 31 is the deadline
+
+
+def test_deadline_past_the_horizon_is_an_error():
+    target = SmartTarget("x", 0.1, deadline=dt.date(2026, 6, 30))
+    with pytest.raises(ConfigError, match=r"target.deadline: must be a date within the data, "
+                       r"2026-01-01 to 2026-03-31"):  # fmt: skip
+        target_rows(frame(), target, "2026-01-01", "first_exposure_day", "segment")
+
+
+def test_unknown_segment_and_missing_start_date_are_errors():
+    with pytest.raises(ConfigError, match="target.segment: must be a segment in the data: a, b"):
+        target_rows(frame(), SmartTarget("x", 0.1, segment="z"), None, "d", "segment")
+    with pytest.raises(ConfigError, match="start_date: must be a date"):
+        target_rows(frame(), SmartTarget("x", 0.1, deadline=dt.date(2026, 1, 5)), None,
+                    "first_exposure_day", "segment")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [({"lift": 0}, "target.lift"), ({"direction": "up"}, "target.direction"),
+     ({"lift_kind": "pct"}, "target.lift_kind")],
+)  # fmt: skip
+def test_bad_target_fields_are_errors(kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        SmartTarget(**({"metric": "x", "lift": 0.1} | kwargs))
