@@ -63,28 +63,47 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def describe_hydra_error(exc: BaseException) -> str:
-    """Turn a Hydra/OmegaConf composition error into one line naming the key."""
+def describe_hydra_error(exc: BaseException, config_name: str) -> ConfigError:
+    """Turn a Hydra/OmegaConf composition error into a ConfigError naming the key."""
     if isinstance(exc, MissingConfigException) and exc.options is not None:
         match = re.search(r"Could not find '([^/']+)/([^']+)'", str(exc))
         if match:
             group, name = match.groups()
-            allowed = ", ".join(sorted(exc.options))
-            return str(ConfigError(group, f"one of {allowed}", name))
+            options = sorted(o for o in exc.options if not o.endswith("_schema"))
+            return ConfigError(group, "one of " + ", ".join(options), name)
     if isinstance(exc, OverrideParseException):
-        return f"cannot parse the command line: {str(exc).splitlines()[0]}"
+        line = str(exc).splitlines()[0]
+        return ConfigError("", "", message=f"command line: cannot parse an override ({line})")
     cause = _root_cause(exc)
-    key = getattr(cause, "full_key", None)
+    key = str(getattr(cause, "full_key", None) or "")
+    text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    if "does not support deletion" in f"{exc} {text}":
+        match = re.search(r"'~?([\w.]+)'", str(exc))
+        key = key or (match.group(1) if match else "config")
+        return ConfigError(
+            key, "", message=f"{key}: is required by the schema; it cannot be deleted"
+        )
     if isinstance(cause, MissingMandatoryValue):
-        return f"{key}: must be given (it is required and has no value); set it with {key}=..."
+        return ConfigError(key, "given (it is required and has no default)")
     if isinstance(cause, ConfigKeyError | ConfigAttributeError):
-        parent = key.rsplit(".", 1)[0] if key and "." in key else "the config"
-        return f"{key}: must be a key in the schema of {parent} (unknown key; check its spelling)"
+        parent = key.rpartition(".")[0]
+        known = ", ".join(_known_keys(config_name, parent))
+        where = parent or "the top level"
+        return ConfigError(key, "", message=f"{key}: unknown key; the keys of {where} are {known}")
     if isinstance(cause, ValidationError):
-        value = getattr(cause, "value", None)
-        return str(ConfigError(str(key), f"of type {_expected_type(cause)}", value))
-    first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-    return f"{key}: {first}" if key else first
+        return ConfigError(key, f"of type {_expected_type(cause)}", getattr(cause, "value", None))
+    return ConfigError(key, "", message=f"{key}: {text}" if key else text)
+
+
+def _known_keys(config_name: str, parent: str) -> list[str]:
+    """The keys of ``parent`` in the default config (for "unknown key" messages)."""
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            node = compose(config_name=config_name)
+        node = OmegaConf.select(node, parent) if parent else node
+    except (ConfigCompositionException, OmegaConfBaseException):
+        return []
+    return sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
 
 
 def _expected_type(cause: BaseException) -> str:
@@ -102,14 +121,10 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=overrides)
         OmegaConf.resolve(cfg)
-        _find_missing(cfg)
-        return cfg
-    except ConfigError:
-        raise
-    except (ConfigCompositionException, OmegaConfBaseException) as exc:
-        message = describe_hydra_error(exc)
-        key, _, rest = message.partition(": ")
-        raise ConfigError(key, rest.removeprefix("must be ")) from None
+    except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as exc:
+        raise describe_hydra_error(exc, config_name) from None
+    _find_missing(cfg)
+    return cfg
 
 
 def _find_missing(cfg: Any, prefix: str = "") -> None:

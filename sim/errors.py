@@ -19,14 +19,15 @@ class ConfigError(ValueError):
         key: The dotted config key (or column, or argument) that is wrong.
         allowed: What is allowed, in words, e.g. ``"a number in [0, 1]"``.
         got: The value that was given, shown in the message.
+        message: The whole line, when "must be" does not fit (an unknown key).
     """
 
-    def __init__(self, key: str, allowed: str, got: Any = None) -> None:
+    def __init__(self, key: str, allowed: str, got: Any = None, message: str | None = None) -> None:
         self.key = key
         self.allowed = allowed
         self.got = got
         shown = "" if got is None else f" (got {got!r})"
-        super().__init__(f"{key}: must be {allowed}{shown}")
+        super().__init__(message or f"{key}: must be {allowed}{shown}")
 
 
 def check_number(
