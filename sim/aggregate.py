@@ -126,10 +126,11 @@ def _cost_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
         channel=pd.Categorical(c["kind"].str.removeprefix("ad_").where(is_ad, "none")),
     )
     agg = {"ad_spend": ("ad_spend", "sum"), "other_costs": ("other_costs", "sum")}
-    out = _group(c, keys, agg)
-    if "channel" in keys:
-        out["other_costs"] = np.nan  # strategy costs belong to no channel
-    return out
+    if "channel" in keys:  # only ad spend belongs to a channel
+        out = _group(c[is_ad.to_numpy()], keys, agg)
+        out["other_costs"] = np.nan
+        return out
+    return _group(c, keys, agg)
 
 
 def _impression_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:

@@ -96,5 +96,9 @@ def build_results(world):
         impressions=impressions,
         surveys=surveys,
         costs=costs,
-        extra={"zero_party": world.pop.zero_party.copy(), "ad_reached": world.expected_reach()},
+        extra={
+            "zero_party": world.pop.zero_party.copy(),
+            "ad_reached": world.expected_reach(),
+            "unit_cost": world.catalog.price * (1 - world.catalog.margin),
+        },
     )
