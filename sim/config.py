@@ -73,6 +73,7 @@ class PaidChannelConfig:
     ctr: float = MISSING
     audience: float = MISSING  # share of the population the campaign targets
     awareness_per_impression: float = MISSING
+    saturation_frequency: float = MISSING  # ad fatigue: effective impressions saturate near it
 
 
 @dataclass
@@ -179,7 +180,7 @@ _PROBABILITIES = {
 _POSITIVE = {
     "size", "days", "n_products", "n_categories", "price_median", "price_scale", "cpm",
     "every_days", "delivery_days", "affinity_concentration", "visit_rate_shape", "price_reference",
-    "boost_days",
+    "boost_days", "saturation_frequency",
 }  # fmt: skip
 _INTEGERS = {"size", "days", "warmup_days", "n_products", "n_categories", "complements"}
 

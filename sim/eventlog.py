@@ -129,7 +129,10 @@ class Table:
 
     def add(self, **columns) -> None:
         """Append equal-length arrays (scalars broadcast to the first array's length)."""
-        n = max(np.size(v) for v in columns.values())
+        arrays = [np.size(v) for v in columns.values() if np.ndim(v) > 0]
+        n = max(arrays) if arrays else 1
+        if n == 0:
+            return
         for c, dtype in self.dtypes.items():
             self._chunks[c].append(np.broadcast_to(np.asarray(columns[c], dtype=dtype), (n,)))
 

@@ -379,8 +379,10 @@ class World:
         """Daily step of a paid channel over a fixed audience.
 
         Impressions fall at random on the audience (Poisson), so a day's reach is
-        ``P (1 - exp(-I / P))`` and a reached agent sees ``F = I / reach`` impressions, becomes
-        aware with chance ``1 - exp(-a F)`` and clicks with chance ``1 - exp(-ctr F)``. The
+        ``P (1 - exp(-I / P))``; a reached agent sees ``I / reach`` impressions, of which
+        ``F = f0 (1 - exp(-I / reach / f0))`` are effective (ad fatigue; f0 =
+        ``saturation_frequency``), becomes aware with chance ``1 - exp(-a F)`` and clicks with
+        chance ``1 - exp(-ctr F)``. Reach and fatigue make returns on budget diminish. The
         agents who become aware and who click are drawn directly from the audience by a
         generator keyed on (seed, channel, day): the audience never depends on agents' state,
         so every world draws the same ones, and the cost is O(clicks), not O(reach).
@@ -395,7 +397,9 @@ class World:
             if impressions <= 0 or size == 0:
                 return
             reach = size * -np.expm1(-impressions / size)
-            freq = impressions / reach
+            # Ad fatigue: a reached agent's effective impressions saturate near f0 a day.
+            f0 = cfg.saturation_frequency
+            freq = f0 * -np.expm1(-impressions / reach / f0)
             g = rng.generator(self.seed, name, day + _DAY_KEY)
             n_aware, n_click = g.binomial(
                 int(round(reach)), [-np.expm1(-cfg.awareness_per_impression * freq),

@@ -26,3 +26,25 @@ def run_world(*overrides: str, seed: int = 7, events: bool = True):
 def small_run():
     """20k agents, 90 days after a 90-day warm-up, with the event log."""
     return run_world("scenario.population.size=20000")
+
+
+def ratio_se(num, den) -> float:
+    """Delta-method standard error of sum(num) / sum(den) over independent users.
+
+    Used for every session-level rate: users, not sessions, are the independent units.
+    """
+    import numpy as np
+
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    n, mx, my = len(num), num.mean(), den.mean()
+    r = mx / my
+    var = np.var(num, ddof=1) - 2 * r * np.cov(num, den)[0, 1] + r**2 * np.var(den, ddof=1)
+    return float(np.sqrt(var / n) / my)
+
+
+def total_se(per_user) -> float:
+    """Standard error of a total over independent users: sqrt(N var(x))."""
+    import numpy as np
+
+    x = np.asarray(per_user, float)
+    return float(np.sqrt(len(x) * np.var(x, ddof=1)))
