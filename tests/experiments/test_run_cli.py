@@ -57,7 +57,8 @@ def test_event_log_can_be_switched_off(tmp_path):
 
 
 BAD = [  # override, the key the message must name, words of what is allowed
-    ("scenario.channels.paid_search.budget_per_1000=-5", "scenario.channels.paid_search.budget_per_1000", ">= 0"),
+    ("scenario.channels.display.budget_per_1000=-5", "scenario.channels.display.budget_per_1000",
+     ">= 0"),
     ("scenario.funnel.p_cart=1.5", "scenario.funnel.p_cart", ">= 0 and <= 1"),
     ("scenario.funnel.bounce.email=-0.1", "scenario.funnel.bounce.email", ">= 0 and <= 1"),
     ("scenario.population.sise=10", "scenario.population.sise", "size"),
