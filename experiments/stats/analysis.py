@@ -17,7 +17,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from experiments.stats.comparisons import Comparison
-from experiments.stats.metrics import Groups, Metric
+from experiments.stats.metrics import Columns, Groups, Metric
 from sim.errors import ConfigError, check_choice, check_number
 
 RESULT_COLUMNS = (
@@ -103,11 +103,11 @@ def arm_groups(frame: pd.DataFrame, arm_col: str, control: str, arms, keep) -> G
     lookup = np.array([names.index(a) if a in names else len(names) for a in present] + [0])
     out = np.where(codes >= 0, lookup[codes], len(names))
     out = np.where(keep, out, len(names))
-    return Groups(out.astype(np.intp), tuple(names))
+    return Groups.build(out.astype(np.intp), tuple(names))
 
 
 def _check_arm_sizes(groups: Groups, population: str) -> np.ndarray:
-    counts = groups.counts()
+    counts = groups.n
     for name, count in zip(groups.names, counts, strict=True):
         if count < 2:
             allowed = f"an arm with at least 2 users in the analysed population ({population})"
@@ -203,8 +203,9 @@ class Analysis:
             raise ConfigError("expected_shares", f"{groups.size} shares, one per arm", shares)
         srm = srm_check(counts, groups.names, shares, self.srm_threshold)
         comparisons, rows, notes = {}, [], []
+        columns = Columns(frame)
         for metric in self.metrics:
-            summary = metric.summarize(frame, groups)
+            summary = metric.summarize(columns, groups)
             for k, arm in enumerate(groups.names[1:], start=1):
                 comparison = metric.compare(summary, 0, k, self.alpha)
                 comparisons[(metric.name, arm)] = comparison

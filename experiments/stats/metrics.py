@@ -40,11 +40,32 @@ MEAN_TESTS = ("welch", "bootstrap", "mannwhitney")
 _SCIPY_ALTERNATIVE = {"two-sided": "two-sided", "larger": "greater", "smaller": "less"}
 
 
+class Moments(NamedTuple):
+    """Per-arm size, means of ``y`` and ``x``, and centred sums of squares and cross-products."""
+
+    n: np.ndarray
+    mean_y: np.ndarray
+    mean_x: np.ndarray
+    syy: np.ndarray
+    sxx: np.ndarray
+    sxy: np.ndarray
+
+
 class Groups(NamedTuple):
-    """Arm membership of every row: ``codes[i]`` indexes ``names``; ``len(names)`` = left out."""
+    """Arm membership of every row: ``codes[i]`` indexes ``names``; ``len(names)`` = left out.
+
+    Build with :meth:`build`, which also counts the users of each arm (``n``).
+    """
 
     codes: np.ndarray
     names: tuple[str, ...]
+    n: np.ndarray
+
+    @classmethod
+    def build(cls, codes: np.ndarray, names: tuple[str, ...]) -> Groups:
+        """Groups from row codes (``len(names)`` marks rows left out)."""
+        counts = np.bincount(codes, minlength=len(names) + 1)[: len(names)].astype(float)
+        return cls(np.asarray(codes, dtype=np.intp), tuple(names), counts)
 
     @property
     def size(self) -> int:
@@ -56,18 +77,54 @@ class Groups(NamedTuple):
         total = np.bincount(self.codes, weights=values, minlength=self.size + 1)
         return total[: self.size]
 
-    def counts(self) -> np.ndarray:
-        """Per-arm number of rows."""
-        return np.bincount(self.codes, minlength=self.size + 1)[: self.size].astype(float)
+    def moments(self, y: np.ndarray, x: np.ndarray | None = None) -> Moments:
+        """Per-arm means and centred second moments in one pass per sum.
 
-    def centred(self, values: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-arm means and each row's deviation from its arm's mean."""
-        means = self.sums(values) / n
-        return means, values - np.append(means, 0.0)[self.codes]
+        Values are shifted by their overall mean first (a scalar, so no per-row gather), then
+        ``sum((y - m_a)**2) = sum(d**2) - sum(d)**2 / n`` per arm ``a`` with ``d = y - mean(y)``
+        loses no precision worth speaking of.
+        """
+        d_y, s_y, mean_y = self._shifted(y)
+        syy = self.sums(d_y * d_y) - s_y**2 / self.n
+        if x is None:
+            empty = np.full(self.size, np.nan)
+            return Moments(self.n, mean_y, empty, syy, empty, empty)
+        d_x, s_x, mean_x = self._shifted(x)
+        sxx = self.sums(d_x * d_x) - s_x**2 / self.n
+        sxy = self.sums(d_x * d_y) - s_x * s_y / self.n
+        return Moments(self.n, mean_y, mean_x, syy, sxx, sxy)
+
+    def _shifted(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        shift = float(values.mean()) if values.size else 0.0
+        deviations = values - shift
+        # Means from raw sums, so an arm whose values are all 0 has a mean of exactly 0.
+        return deviations, self.sums(deviations), self.sums(values) / self.n
 
 
-def column_values(frame: pd.DataFrame, column: str, metric: str, nonnegative: bool) -> np.ndarray:
-    """Return a column as float64, checked: present, finite and (if asked) non-negative."""
+class Columns:
+    """A frame's columns as float64, each converted and checked once per analysis."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._cache: dict[str, np.ndarray] = {}
+
+    def get(self, column: str, metric: str, nonnegative: bool) -> np.ndarray:
+        """Return a column as float64, checked: present, finite and (if asked) non-negative."""
+        if column not in self._cache:
+            self._cache[column] = _finite_column(self.frame, column, metric)
+        values = self._cache[column]
+        if nonnegative and values.min(initial=0.0) < 0:
+            got = f"{int(np.count_nonzero(values < 0))} negative values"
+            raise ConfigError(f"column '{column}'", "non-negative (>= 0) in every row", got)
+        return values
+
+
+def as_columns(data: pd.DataFrame | Columns) -> Columns:
+    """Wrap a DataFrame (a Columns passes through)."""
+    return data if isinstance(data, Columns) else Columns(data)
+
+
+def _finite_column(frame: pd.DataFrame, column: str, metric: str) -> np.ndarray:
     if column not in frame.columns:
         allowed = "a column of the input; it has: " + ", ".join(map(str, frame.columns))
         raise ConfigError(f"column '{column}' (metric {metric})", allowed)
@@ -78,9 +135,6 @@ def column_values(frame: pd.DataFrame, column: str, metric: str, nonnegative: bo
     bad = int(np.count_nonzero(~np.isfinite(values)))
     if bad:
         raise ConfigError(f"column '{column}'", "a finite number in every row", f"{bad} NaN/inf")
-    if nonnegative and values.min(initial=0.0) < 0:
-        got = f"{int(np.count_nonzero(values < 0))} negative values"
-        raise ConfigError(f"column '{column}'", "non-negative (>= 0) in every row", got)
     return values
 
 
@@ -137,12 +191,12 @@ class Proportion(Metric):
     column: str
     kind: ClassVar[str] = "proportion"
 
-    def summarize(self, frame: pd.DataFrame, groups: Groups) -> tuple[np.ndarray, np.ndarray]:
+    def summarize(self, frame, groups: Groups) -> tuple[np.ndarray, np.ndarray]:
         """Per-arm (count of ones, number of users)."""
-        values = column_values(frame, self.column, self.name, nonnegative=True)
+        values = as_columns(frame).get(self.column, self.name, nonnegative=True)
         if np.any((values != 0) & (values != 1)):
             raise ConfigError(f"column '{self.column}'", "0/1 or true/false in every row")
-        return groups.sums(values), groups.counts()
+        return groups.sums(values), groups.n
 
     def compare(self, summary, control: int, treatment: int, alpha: float) -> Comparison:
         """Two-proportion comparison of arm ``treatment`` with arm ``control``."""
@@ -161,7 +215,7 @@ class MeanSummary(NamedTuple):
     samples: tuple[np.ndarray, ...] | None
 
 
-def cuped(groups: Groups, y: np.ndarray, x: np.ndarray) -> tuple[MeanStats, float, np.ndarray]:
+def cuped(groups: Groups, y: np.ndarray, x: np.ndarray) -> tuple[MeanStats, float, float]:
     """CUPED: per-arm statistics of ``y - theta * (x - mean(x))``.
 
     ``theta`` is pooled over arms: the within-arm least-squares slope of ``y`` on ``x``,
@@ -171,19 +225,14 @@ def cuped(groups: Groups, y: np.ndarray, x: np.ndarray) -> tuple[MeanStats, floa
     stay on the metric's scale. The uncertainty of ``theta`` itself is ignored (as usual).
 
     Returns:
-        The adjusted statistics, ``theta``, and each row's adjusted value.
+        The adjusted statistics, ``theta``, and the covariate's mean (the centring constant).
     """
-    n = groups.counts()
-    mean_y, dev_y = groups.centred(y, n)
-    mean_x, dev_x = groups.centred(x, n)
-    sxx = groups.sums(dev_x * dev_x)
-    sxy = groups.sums(dev_x * dev_y)
-    syy = groups.sums(dev_y * dev_y)
-    theta = float(sxy.sum() / sxx.sum()) if sxx.sum() > 0 else 0.0
-    x_bar = float((mean_x * n).sum() / n.sum())
-    adjusted_mean = mean_y - theta * (mean_x - x_bar)
-    var = (syy - 2 * theta * sxy + theta**2 * sxx) / (n - 1)
-    return MeanStats(n, adjusted_mean, np.maximum(var, 0.0)), theta, y - theta * (x - x_bar)
+    m = groups.moments(y, x)
+    theta = float(m.sxy.sum() / m.sxx.sum()) if m.sxx.sum() > 0 else 0.0
+    x_bar = float((m.mean_x * m.n).sum() / m.n.sum())
+    adjusted_mean = m.mean_y - theta * (m.mean_x - x_bar)
+    var = (m.syy - 2 * theta * m.sxy + theta**2 * m.sxx) / (m.n - 1)
+    return MeanStats(m.n, adjusted_mean, np.maximum(var, 0.0)), theta, x_bar
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,16 +263,17 @@ class Mean(Metric):
         super().__post_init__()
         check_choice(self.test, f"metrics.{self.name}.test", MEAN_TESTS)
 
-    def summarize(self, frame: pd.DataFrame, groups: Groups) -> MeanSummary:
+    def summarize(self, frame, groups: Groups) -> MeanSummary:
         """Per-arm n, mean and variance (CUPED-adjusted if a covariate is set)."""
-        y = column_values(frame, self.column, self.name, self.nonnegative)
+        columns = as_columns(frame)
+        y = columns.get(self.column, self.name, self.nonnegative)
         if self.covariate is None:
-            n = groups.counts()
-            mean, dev = groups.centred(y, n)
-            summary, theta = MeanStats(n, mean, groups.sums(dev * dev) / (n - 1)), 0.0
+            m = groups.moments(y)
+            summary, theta = MeanStats(m.n, m.mean_y, m.syy / (m.n - 1)), 0.0
         else:
-            x = column_values(frame, self.covariate, self.name, nonnegative=False)
-            summary, theta, y = cuped(groups, y, x)
+            x = columns.get(self.covariate, self.name, nonnegative=False)
+            summary, theta, x_bar = cuped(groups, y, x)
+            y = y - theta * (x - x_bar) if self.test != "welch" else y
         samples = None
         if self.test != "welch":
             samples = tuple(y[groups.codes == k] for k in range(groups.size))
@@ -291,15 +341,14 @@ class RatioOfMeans(Metric):
     nonnegative: bool = True
     kind: ClassVar[str] = "ratio"
 
-    def summarize(self, frame: pd.DataFrame, groups: Groups) -> RatioStats:
+    def summarize(self, frame, groups: Groups) -> RatioStats:
         """Per-arm n, means, variances and covariance of numerator and denominator."""
-        y = column_values(frame, self.numer, self.name, self.nonnegative)
-        x = column_values(frame, self.denom, self.name, nonnegative=True)
-        n = groups.counts()
-        mean_y, dev_y = groups.centred(y, n)
-        mean_x, dev_x = groups.centred(x, n)
-        var_y, var_x = groups.sums(dev_y * dev_y) / (n - 1), groups.sums(dev_x * dev_x) / (n - 1)
-        return RatioStats(n, mean_y, mean_x, var_y, var_x, groups.sums(dev_x * dev_y) / (n - 1))
+        columns = as_columns(frame)
+        y = columns.get(self.numer, self.name, self.nonnegative)
+        x = columns.get(self.denom, self.name, nonnegative=True)
+        m = groups.moments(y, x)
+        dof = m.n - 1
+        return RatioStats(m.n, m.mean_y, m.mean_x, m.syy / dof, m.sxx / dof, m.sxy / dof)
 
     def compare(self, summary: RatioStats, control: int, treatment: int, alpha: float):
         """Delta-method comparison of the two arms' ratios."""
