@@ -120,7 +120,8 @@ def _before_deadline(frame, deadline: dt.date, start_date, day_col: str) -> np.n
         raise ConfigError("start_date", "a date (YYYY-MM-DD) when the target has a deadline")
     start = parse_date(start_date, "start_date")
     days = frame[_column(frame, day_col, "day_col")].to_numpy(dtype=float)
-    last = start + dt.timedelta(days=int(np.nanmax(days)) if np.isfinite(days).any() else 0)
+    finite = days[np.isfinite(days)]  # never-exposed users may have NaN or inf
+    last = start + dt.timedelta(days=int(finite.max()) if finite.size else 0)
     if not start <= deadline <= last:
         allowed = f"a date within the data, {start.isoformat()} to {last.isoformat()}"
         raise ConfigError("target.deadline", allowed, deadline.isoformat())
