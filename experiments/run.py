@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -75,29 +76,48 @@ def _fmt(value, kpi: str, type_: str) -> str:
     return f"{value:,.2f}"
 
 
-def run(cfg: DictConfig, out_dir: Path) -> dict:
-    """Run the experiment of a composed config into ``out_dir``; return the KPI summary."""
-    started = dt.datetime.now(dt.UTC).isoformat()
+@dataclass
+class Outcome:
+    """A finished run before it is written: the tables, the KPI summary and daily KPIs."""
+
+    results: Results
+    summary: dict
+    daily: pd.DataFrame
+
+
+def compute(cfg: DictConfig) -> Outcome:
+    """Simulate and compute every KPI (the engine's work, without writing anything)."""
     scenario = config_mod.scenario_of(cfg)
     results = simulate(scenario, cfg.seed, cfg.output.events, cfg.progress)
     facts = facts_of(results)
-    summary = outputs.kpi_summary(facts)
-    daily = outputs.daily_table(facts, scenario.start)
+    return Outcome(results, outputs.kpi_summary(facts), outputs.daily_table(facts, scenario.start))
+
+
+def write(cfg: DictConfig, outcome: Outcome, out_dir: Path, started: str) -> None:
+    """Write every output of a run into ``out_dir``; run.json last, as the completion mark."""
+    results = outcome.results
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs.write_json(out_dir / "kpis.json", summary)
-    outputs.write_csv(out_dir / "daily.csv", daily)
+    outputs.write_json(out_dir / "kpis.json", outcome.summary)
+    outputs.write_csv(out_dir / "daily.csv", outcome.daily)
     outputs.write_parquet(out_dir / "users.parquet", results.users)
     if results.events is not None:
         outputs.write_parquet(out_dir / "events.parquet", results.events)
     funnel_figure(results.sessions, out_dir / "funnel.png")
-    kpis_over_time_figure(daily, out_dir / "kpis_over_time.png")
+    kpis_over_time_figure(outcome.daily, out_dir / "kpis_over_time.png")
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     outputs.write_json(out_dir / "run.json", {
         "package": "funnelsim", "version": outputs.package_version(), "seed": int(cfg.seed),
         "experiment": cfg.experiment.name, "config_hash": outputs.config_hash(resolved),
         "start_time": started, "end_time": dt.datetime.now(dt.UTC).isoformat(),
     })  # fmt: skip
-    return summary
+
+
+def run(cfg: DictConfig, out_dir: Path) -> dict:
+    """Run the experiment of a composed config into ``out_dir``; return the KPI summary."""
+    started = dt.datetime.now(dt.UTC).isoformat()
+    outcome = compute(cfg)
+    write(cfg, outcome, out_dir, started)
+    return outcome.summary
 
 
 def _task(cfg: DictConfig) -> None:

@@ -8,6 +8,7 @@ whose table has no such key (messages have no channel) is NaN in that scope.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,21 @@ class Facts:
     costs: pd.DataFrame  # kind, amount, arm, day
     users: pd.DataFrame  # the per-user table
     extra: dict
+
+    @cached_property
+    def session_frame(self) -> pd.DataFrame:
+        """Sessions with the derived columns every scope sums (computed once)."""
+        s = _with_day(self.sessions)
+        return s.assign(
+            bounce=s["pages"].to_numpy() == 1,
+            ad_click=s["channel"].isin(PAID_CHANNELS).to_numpy(),
+            attributed=attributed(s),
+        )
+
+    @cached_property
+    def cohort_frame(self) -> pd.DataFrame:
+        """The per-user table with the cohort columns of the retention KPIs (computed once)."""
+        return _cohort(self)
 
 
 def facts_of(results) -> Facts:
@@ -81,26 +97,46 @@ def attributed(sessions: pd.DataFrame) -> np.ndarray:
     return out
 
 
+SESSION_SUMS = {  # output column: session-table column summed
+    "sessions": None, "bounces": "bounce", "views": "views", "cart_sessions": "carted",
+    "checkouts": "checkout", "orders": "purchased", "revenue": "revenue", "margin": "margin",
+    "items": "items", "ad_clicks": "ad_click", "attributed_revenue": "attributed",
+}  # fmt: skip
+
+
+def _codes(frame: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, pd.Index]:
+    """Group number of each row and the groups' index (sorted), for numpy bincount sums."""
+    if not keys:
+        return np.zeros(len(frame), dtype=np.int64), pd.RangeIndex(1)
+    g = frame.groupby(keys, observed=True, sort=True)
+    return g.ngroup().to_numpy(), g.size().index
+
+
+def _distinct(codes: np.ndarray, user: np.ndarray, groups: int) -> np.ndarray:
+    """Distinct users per group."""
+    if not len(codes):
+        return np.zeros(groups)
+    width = int(user.max()) + 1
+    pairs = np.sort(codes.astype(np.int64) * width + user)
+    first = np.ones(len(pairs), dtype=bool)
+    first[1:] = pairs[1:] != pairs[:-1]
+    return np.bincount(pairs[first] // width, minlength=groups).astype(float)
+
+
 def _session_sums(f: Facts, keys: list[str]) -> pd.DataFrame:
-    s = _with_day(f.sessions)
-    s = s.assign(
-        bounce=s["pages"] == 1,
-        ad_click=s["channel"].isin(PAID_CHANNELS),
-        attributed=attributed(s),
-        buyer=np.where(s["purchased"], s["user_id"], -1),
-    )
-    out = _group(s, keys, {
-        "sessions": ("user_id", "size"), "bounces": ("bounce", "sum"), "views": ("views", "sum"),
-        "cart_sessions": ("carted", "sum"), "checkouts": ("checkout", "sum"),
-        "orders": ("purchased", "sum"), "revenue": ("revenue", "sum"), "margin": ("margin", "sum"),
-        "items": ("items", "sum"), "visitors": ("user_id", "nunique"),
-        "purchasers": ("buyer", "nunique"), "ad_clicks": ("ad_click", "sum"),
-        "attributed_revenue": ("attributed", "sum"),
-    })  # fmt: skip
-    # nunique counted the -1 placeholder of non-buyers once per group that has any
-    has_non_buyer = _group(s.assign(nb=~s["purchased"]), keys, {"nb": ("nb", "any")})["nb"]
-    out["purchasers"] = out["purchasers"] - has_non_buyer.reindex(out.index).astype(int)
-    return out
+    s = f.session_frame
+    codes, index = _codes(s, keys)
+    m = len(index)
+    out = {
+        name: np.bincount(codes, minlength=m).astype(float) if col is None
+        else np.bincount(codes, weights=s[col].to_numpy(dtype=float), minlength=m)
+        for name, col in SESSION_SUMS.items()
+    }  # fmt: skip
+    user = s["user_id"].to_numpy()
+    bought = s["purchased"].to_numpy()
+    out["visitors"] = _distinct(codes, user, m)
+    out["purchasers"] = _distinct(codes[bought], user[bought], m)
+    return pd.DataFrame(out, index=index)
 
 
 def _message_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
@@ -153,41 +189,47 @@ def _survey_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
     return _group(s, keys, agg)
 
 
-def _user_sums(f: Facts, keys: list[str], reach_only: bool = False):
-    """Cohort sums from all orders (warm-up included) and the per-user table."""
-    u = f.users
-    if reach_only:
-        return _group(u.assign(r=f.extra["ad_reached"]), keys, {"r": ("r", "sum")})["r"]
+COHORT_SUMS = ("repeat_eligible", "repeaters", "repeat_days", "active_at_start", "retained",
+               "margin_to_date", "customers_to_date", "new_customers",
+               "zero_party_customers")  # fmt: skip
+
+
+def _cohort(f: Facts) -> pd.DataFrame:
+    """Per-user cohort columns from all orders (warm-up included) and the per-user table."""
+    u, n = f.users, len(f.users)
     o = f.orders.sort_values(["user_id", "time"], kind="stable")
-    first = o.groupby("user_id")["time"].first()
-    second = o.groupby("user_id")["time"].nth(1).groupby(o["user_id"]).first()
-    t1 = np.full(len(u), np.nan)
-    t1[first.index] = first.to_numpy()
-    t2 = np.full(len(u), np.nan)
-    t2[second.index.to_numpy()] = second.to_numpy()
+    user, time = o["user_id"].to_numpy(), o["time"].to_numpy()
+    first_row = np.ones(len(o), dtype=bool)
+    first_row[1:] = user[1:] != user[:-1]
+    second_row = np.zeros(len(o), dtype=bool)
+    second_row[1:] = ~first_row[1:] & first_row[:-1]
+    t1, t2 = np.full(n, np.nan), np.full(n, np.nan)
+    t1[user[first_row]] = time[first_row]
+    t2[user[second_row]] = time[second_row]
     eligible = t1 <= f.days - REPEAT_WINDOW
     repeat = eligible & (t2 - t1 <= REPEAT_WINDOW)
-    pre = o[(o["time"] < 0) & (o["time"] >= -REPEAT_WINDOW)]["user_id"].unique()
-    active = np.zeros(len(u), bool)
-    active[pre] = True
-    margin_all = np.bincount(o["user_id"], weights=o["margin"], minlength=len(u))
+    active = np.zeros(n, bool)
+    active[user[(time < 0) & (time >= -REPEAT_WINDOW)]] = True
     customer = ~np.isnan(t1)
-    frame = u.assign(
+    return u.assign(
         repeat_eligible=eligible,
         repeaters=repeat,
         repeat_days=np.where(repeat, t2 - t1, 0.0),
         active_at_start=active,
         retained=active & (u["orders"].to_numpy() > 0),
-        margin_to_date=margin_all,
+        margin_to_date=np.bincount(user, weights=o["margin"].to_numpy(), minlength=n),
         customers_to_date=customer,
         new_customers=customer & (t1 >= 0),
         zero_party_customers=customer & f.extra["zero_party"],
         reached=f.extra["ad_reached"],
     )
-    cols = ["repeat_eligible", "repeaters", "repeat_days", "active_at_start", "retained",
-            "margin_to_date", "customers_to_date", "new_customers",
-            "zero_party_customers"]  # fmt: skip
-    return _group(frame, keys, {c: (c, "sum") for c in cols})
+
+
+def _user_sums(f: Facts, keys: list[str], reach_only: bool = False):
+    """Cohort sums per group (or only the expected ad reach)."""
+    cols = ("reached",) if reach_only else COHORT_SUMS
+    out = _group(f.cohort_frame, keys, {c: (c, "sum") for c in cols})
+    return out["reached"] if reach_only else out
 
 
 def sums(f: Facts, keys: list[str]) -> pd.DataFrame:
