@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, stats
 
 from sim.errors import ConfigError, check_number
@@ -148,15 +149,22 @@ def msprt_bounds(info, alpha: float = 0.05, mixing: float = DEFAULT_MIXING) -> n
     """
     check_number(alpha, "alpha", gt=0, lt=1)
     check_number(mixing, "mixing", gt=0)
-    rt = mixing * information_fractions(info)
+    return _mixture_bound(mixing * information_fractions(info), alpha)
+
+
+def _mixture_bound(rt: np.ndarray, alpha: float) -> np.ndarray:
     return np.sqrt((1 + rt) / rt * (2 * np.log(1 / alpha) + np.log1p(rt)))
+
+
+def _inverse_lr(z, rt: np.ndarray) -> np.ndarray:
+    """``min(1, 1 / mixture likelihood ratio)`` at each look."""
+    log_lr = -0.5 * np.log1p(rt) + np.asarray(z, float) ** 2 * rt / (2 * (1 + rt))
+    return np.minimum(1.0, np.exp(-log_lr))
 
 
 def always_valid_p_values(z, info, mixing: float = DEFAULT_MIXING) -> np.ndarray:
     """Always-valid p-values: running minimum of ``1 / likelihood ratio`` (looks on last axis)."""
-    rt = mixing * information_fractions(info)
-    log_lr = -0.5 * np.log1p(rt) + np.asarray(z, float) ** 2 * rt / (2 * (1 + rt))
-    return np.minimum.accumulate(np.minimum(1.0, np.exp(-log_lr)), axis=-1)
+    return np.minimum.accumulate(_inverse_lr(z, mixing * information_fractions(info)), axis=-1)
 
 
 def confidence_sequence(estimate, se, tau: float, alpha: float = 0.05):
@@ -171,3 +179,64 @@ def confidence_sequence(estimate, se, tau: float, alpha: float = 0.05):
     var = np.asarray(se, dtype=float) ** 2
     half = np.sqrt(var * (var + tau**2) / tau**2 * (2 * np.log(1 / alpha) + np.log1p(tau**2 / var)))
     return estimate - half, estimate + half
+
+
+def sequential_looks(analysis, frame, metric: str, days, day_col: str = "first_exposure_day",
+                     planned_n: float | None = None, mixing: float = DEFAULT_MIXING):  # fmt: skip
+    """Read one metric at several daily looks with the naive, group-sequential and mSPRT rules.
+
+    Look ``d`` analyses the users first exposed on or before day ``d`` (the per-user table holds
+    totals, so each user's later activity is included: a stand-in for as-of-day data). The
+    information fraction is users so far over ``planned_n`` (default: users at the last look).
+
+    Args:
+        analysis: An :class:`~experiments.stats.analysis.Analysis` (control and first treatment
+            arm are compared; its alpha is used).
+        frame: The per-user table.
+        metric: Name of one of the analysis' metrics.
+        days: Days of the looks, increasing.
+        day_col: Each user's first exposure day.
+        planned_n: Users (all arms) planned at the end.
+        mixing: mSPRT mixing variance over the final look's variance.
+
+    Returns:
+        A tidy DataFrame, one row per look.
+    """
+    names = [m.name for m in analysis.metrics]
+    if metric not in names:
+        raise ConfigError("metric", "one of the analysis metrics: " + ", ".join(names), metric)
+    single = type(analysis)(tuple(m for m in analysis.metrics if m.name == metric),
+                            analysis.control, analysis.arm_col, analysis.arms, analysis.alpha,
+                            "none", None, analysis.population, analysis.exposed_col)  # fmt: skip
+    exposure = frame[day_col].to_numpy(dtype=float)
+    rows = [_look(single, frame, exposure <= day, day) for day in days]
+    table = pd.DataFrame(rows)
+    n_total = table["n"].to_numpy(dtype=float)
+    fraction = n_total / (n_total[-1] if planned_n is None else planned_n)
+    return _decide(table, fraction, analysis.alpha, mixing)
+
+
+def _look(analysis, frame, keep, day) -> dict:
+    result = analysis.run(frame, keep)
+    (comparison,) = result.comparisons.values()
+    z = float(np.sign(comparison.abs_lift) * stats.norm.isf(comparison.p_value / 2))
+    return {"day": day, "n": sum(result.srm.counts.values()),
+            "abs_lift": float(comparison.abs_lift), "se": float(comparison.se), "z": z}  # fmt: skip
+
+
+def _decide(table, fraction, alpha: float, mixing: float):
+    """Add each rule's boundary and decision (and the always-valid p and interval)."""
+    if np.any(np.diff(fraction) <= 0) or fraction[-1] > 1 + 1e-9:
+        raise ConfigError("days", "looks with more users each time, within planned_n")
+    z, se = table["z"].to_numpy(), table["se"].to_numpy()
+    planned = fraction if fraction[-1] >= 1 - 1e-9 else np.append(fraction, 1.0)
+    table["naive_bound"] = stats.norm.isf(alpha / 2)
+    table["obf_bound"] = group_sequential_bounds(planned, alpha)[: len(z)]
+    table["msprt_bound"] = _mixture_bound(mixing * fraction, alpha)
+    for rule in ("naive", "obf", "msprt"):
+        table[f"{rule}_reject"] = np.maximum.accumulate(np.abs(z) >= table[f"{rule}_bound"])
+    table["always_valid_p"] = np.minimum.accumulate(_inverse_lr(z, mixing * fraction))
+    tau = np.sqrt(mixing * fraction[-1]) * se[-1]  # sd of the final look, scaled to the plan
+    low, high = confidence_sequence(table["abs_lift"].to_numpy(), se, tau, alpha)
+    table["cs_low"], table["cs_high"] = np.maximum.accumulate(low), np.minimum.accumulate(high)
+    return table

@@ -53,7 +53,7 @@ def test_ratio_from_its_parts_with_simulated_power(tmp_path):
                      "denom_sd=0.8", "corr=0.6", "mde=0.1", "mde_kind=relative")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "power.json").read_text())["n_per_arm"] > 0
-    done = power_cli(tmp_path / "sim", "baseline=0.2", "mde=0.05", "simulate=300", "seed=1")
+    done = power_cli(tmp_path / "sim", "baseline=0.2", "mde=0.05", "simulate=200", "seed=1")
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "sim" / "power.json").read_text())
     low, high = summary["simulated_power_ci"]

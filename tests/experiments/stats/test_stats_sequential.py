@@ -6,10 +6,13 @@ for all datasets and looks at once.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
+from experiments.stats.analysis import Analysis
 from experiments.stats.comparisons import compare_proportions
+from experiments.stats.metrics import Proportion
 from experiments.stats.power import Design, minimum_detectable_effect
 from experiments.stats.sequential import (
     always_valid_p_values,
@@ -19,6 +22,7 @@ from experiments.stats.sequential import (
     msprt_bounds,
     naive_peek,
     obrien_fleming_spending,
+    sequential_looks,
 )
 from sim.errors import ConfigError
 
@@ -116,3 +120,26 @@ def test_sequential_methods_keep_useful_power():
     assert abs(power["fixed horizon"] - 0.8) <= 3 * np.sqrt(0.8 * 0.2 / R)
     assert power["O'Brien-Fleming"] >= power["fixed horizon"] - 0.06
     assert power["mSPRT"] >= 0.5 * power["fixed horizon"]
+
+
+def test_sequential_looks_on_a_per_user_table():
+    rng = np.random.default_rng(5)
+    n = 30000
+    arm = rng.choice(["A", "B"], n)
+    frame = pd.DataFrame({
+        "arm": arm, "exposed": True, "first_exposure_day": rng.integers(0, 30, n),
+        "converted": rng.random(n) < np.where(arm == "B", 0.06, 0.05),
+    })  # fmt: skip
+    analysis = Analysis((Proportion(name="cr", column="converted"),), control="A")
+    looks = sequential_looks(analysis, frame, "cr", range(30))
+    assert len(looks) == 30 and looks["n"].iloc[-1] == n
+    for rule in ("naive", "obf", "msprt"):
+        assert looks[f"{rule}_reject"].is_monotonic_increasing  # once rejected, stays rejected
+    assert (looks["msprt_reject"] == (looks["always_valid_p"] <= 0.05)).all()
+    last = looks.iloc[-1]
+    direct = analysis.run(frame).table.iloc[0]
+    assert last.abs_lift == pytest.approx(direct.abs_lift)
+    assert last.z == pytest.approx(np.sign(direct.abs_lift) * stats.norm.isf(direct.p_value / 2))
+    assert looks.obf_bound.iloc[-1] < looks.naive_bound.iloc[-1] + 0.2
+    with pytest.raises(ConfigError, match="metric: must be one of the analysis metrics: cr"):
+        sequential_looks(analysis, frame, "aov", range(30))
