@@ -46,8 +46,8 @@ class PersonalizationConfig(StrategyConfig):
     """
 
     name: str = "personalization"
-    recommended_share: float = 0.5
-    relevance_lift: float = 0.2
+    recommended_share: float = 0.6
+    relevance_lift: float = 0.3
     cold_start: float = 0.15
     zero_party_weight: float = 0.6
     orders_to_learn: float = 1.5

@@ -82,6 +82,8 @@ class RetargetingConfig(StrategyConfig):
                            "ad_cpm", "fatigue"):  # fmt: skip
             check_number(getattr(self, field_name), f"{key}.{field_name}", ge=0)
         check_number(self.recovery_decay_days, f"{key}.recovery_decay_days", gt=0)
+        if not self.steps():
+            raise ConfigError(f"{key}.email_delays", "at least one reminder (email, SMS or ad)")
 
     def steps(self) -> list[tuple[str, float]]:
         """The flow's (channel, delay) steps."""
@@ -107,8 +109,6 @@ class Retargeting(Strategy):
         self.recovered_orders = 0
         self.recovered_revenue = 0.0
         self.channel = {name: SOURCES.index(src) for name, src in CHANNELS.items()}
-        if not self.config.steps():
-            raise ConfigError(f"strategy.{self.name}", "at least one reminder delay")
 
     def on_cart(self, world, visits, basket, sel) -> None:
         """Remember each cart's first product (a reminder restores it)."""
