@@ -190,21 +190,9 @@ def run(cfg: Any, out_dir: str | Path) -> tuple[an.AnalysisResult, list | None]:
 def judge_target(cfg: Any, analysis: an.Analysis, target: SmartTarget, frame) -> dict:
     """Re-run the target's metric on its segment up to its deadline and judge each arm."""
     keep = target_rows(frame, target, cfg.start_date, cfg.day_col, cfg.segment_col)
-    metric = next(m for m in analysis.metrics if m.name == target.metric)
-    sub = an.Analysis(
-        (metric,),
-        analysis.control,
-        analysis.arm_col,
-        analysis.arms,
-        analysis.alpha,
-        "none",
-        None,
-        analysis.population,
-        analysis.exposed_col,
-    )
-    result = sub.run(frame, keep)  # fmt: skip
+    result = analysis.only(target.metric, key="target.metric").run(frame, keep)
     verdicts = [
-        evaluate_target(target, arm, result.comparisons[(metric.name, arm)], analysis.alpha)
+        evaluate_target(target, arm, result.comparisons[(target.metric, arm)], analysis.alpha)
         for arm in result.arms[1:]
     ]
     counts = result.srm.counts

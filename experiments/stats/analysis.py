@@ -8,6 +8,7 @@ comparisons (Holm or Benjamini-Hochberg, ``statsmodels.stats.multitest.multiplet
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -183,6 +184,14 @@ class Analysis:
         names = [m.name for m in self.metrics]
         if not names or len(set(names)) != len(names):
             raise ConfigError("analysis.metrics", "a non-empty list with unique names", names)
+
+    def only(self, metric: str, key: str = "metric") -> Analysis:
+        """Return this analysis restricted to one metric (no multiple-testing adjustment)."""
+        names = [m.name for m in self.metrics]
+        if metric not in names:
+            raise ConfigError(key, "one of the analysis metrics: " + ", ".join(names), metric)
+        chosen = tuple(m for m in self.metrics if m.name == metric)
+        return dataclasses.replace(self, metrics=chosen, correction="none")
 
     def groups(self, frame: pd.DataFrame, keep: np.ndarray | None = None) -> Groups:
         """Arm codes of the analysed population (optionally restricted to ``keep``)."""

@@ -202,12 +202,7 @@ def sequential_looks(analysis, frame, metric: str, days, day_col: str = "first_e
     Returns:
         A tidy DataFrame, one row per look.
     """
-    names = [m.name for m in analysis.metrics]
-    if metric not in names:
-        raise ConfigError("metric", "one of the analysis metrics: " + ", ".join(names), metric)
-    single = type(analysis)(tuple(m for m in analysis.metrics if m.name == metric),
-                            analysis.control, analysis.arm_col, analysis.arms, analysis.alpha,
-                            "none", None, analysis.population, analysis.exposed_col)  # fmt: skip
+    single = analysis.only(metric)
     exposure = frame[day_col].to_numpy(dtype=float)
     rows = [_look(single, frame, exposure <= day, day) for day in days]
     table = pd.DataFrame(rows)
