@@ -82,10 +82,12 @@ def build_population(scenario: Scenario, seed: int) -> Population:
     # fine here because traits are drawn once, before any agent acts.
     shape = pop.visit_rate_shape
     heterogeneity = g.gamma(shape, 1.0 / shape, n)
-    affinity = g.gamma(pop.affinity_concentration, 1.0, (n, scenario.catalog.n_categories))
-    affinity = (affinity / affinity.sum(axis=1, keepdims=True)).astype(np.float32)
+    affinity = g.standard_gamma(
+        pop.affinity_concentration, (n, scenario.catalog.n_categories), dtype=np.float32
+    )
+    affinity /= affinity.sum(axis=1, keepdims=True)
     sensitivity = trait("price_sensitivity") * g.gamma(4.0, 0.25, n)
-    responsiveness = g.gamma(2.0, 0.5, (n, len(STRATEGY_NAMES))).astype(np.float32)
+    responsiveness = 0.5 * g.standard_gamma(2.0, (n, len(STRATEGY_NAMES)), dtype=np.float32)
     u = lambda k: rng.uniform(key, ids, k)  # noqa: E731
     aware = u(1) < pop.initially_aware
     return Population(

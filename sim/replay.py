@@ -53,7 +53,7 @@ def sessions_from_events(ev: pd.DataFrame, unit_cost: np.ndarray) -> pd.DataFram
 def facts_from_events(events: pd.DataFrame, results) -> Facts:
     """Facts whose sessions, window orders, messages and surveys come from ``events`` only."""
     users = results.users
-    arm, segment = users["arm"].to_numpy(), users["segment"].to_numpy()
+    arm, segment = users["arm"].array, users["segment"].array
     sessions = sessions_from_events(events, results.extra["unit_cost"])
     sessions["channel"] = pd.Categorical(
         sessions["channel"], results.sessions["channel"].cat.categories

@@ -47,6 +47,11 @@ def users_table(world) -> pd.DataFrame:
     )
 
 
+def _take(column: pd.Series, rows: np.ndarray) -> pd.Categorical:
+    """Rows of a categorical column, kept categorical (no per-row strings)."""
+    return pd.Categorical.from_codes(column.cat.codes.to_numpy()[rows], column.cat.categories)
+
+
 def _label(frame: pd.DataFrame, col: str, names, offset: int = 0) -> None:
     frame[col] = pd.Categorical.from_codes(frame[col].to_numpy() + offset, list(names))
 
@@ -63,8 +68,8 @@ def build_results(world):
     _label(orders, "channel", SOURCES)
     for frame in (sessions, orders):
         ids = frame["user_id"].to_numpy()
-        frame["arm"] = users["arm"].to_numpy()[ids]
-        frame["segment"] = users["segment"].to_numpy()[ids]
+        frame["arm"] = _take(users["arm"], ids)
+        frame["segment"] = _take(users["segment"], ids)
     messages = world.t_messages.frame()
     _label(messages, "arm", arm_names)
     _label(messages, "segment", seg_names)
@@ -74,8 +79,8 @@ def build_results(world):
     _label(impressions, "arm", arm_names)
     surveys = world.t_surveys.frame()
     surveys = surveys[surveys["time"] >= 0].reset_index(drop=True)
-    surveys["arm"] = users["arm"].to_numpy()[surveys["user_id"].to_numpy()]
-    surveys["segment"] = users["segment"].to_numpy()[surveys["user_id"].to_numpy()]
+    surveys["arm"] = _take(users["arm"], surveys["user_id"].to_numpy())
+    surveys["segment"] = _take(users["segment"], surveys["user_id"].to_numpy())
     ledger = world.ledger
     costs = pd.DataFrame({"kind": ledger.kind, "amount": ledger.amount, "arm": ledger.arm,
                           "day": ledger.day})  # fmt: skip
