@@ -1,0 +1,47 @@
+"""Keyed draws: an agent's numbers depend on (seed, mechanism, agent, counter) only."""
+
+import numpy as np
+import pandas as pd
+from conftest import scenario
+
+from sim import rng
+from sim.hooks import Hooks
+from sim.world import World
+
+
+def test_uniform_is_a_pure_function_of_its_key():
+    key = rng.stream_key(1, "funnel")
+    ids = np.arange(200_000)
+    u = rng.uniform(key, ids, 3)
+    assert np.array_equal(u, rng.uniform(key, ids, 3))
+    assert np.array_equal(u[1000:2000], rng.uniform(key, ids[1000:2000], 3))  # no stream order
+    assert (u >= 0).all() and (u < 1).all()
+    # mean 1/2 with SE sqrt(1/12/n) = 0.00065; 5 SE
+    assert abs(u.mean() - 0.5) < 5 * np.sqrt(1 / 12 / len(u))
+    other = [rng.uniform(key, ids, 4), rng.uniform(rng.stream_key(2, "funnel"), ids, 3),
+             rng.uniform(rng.stream_key(1, "email"), ids, 3)]  # fmt: skip
+    for v in other:  # correlation SE 1/sqrt(n) = 0.0022; 5 SE
+        assert abs(np.corrcoef(u, v)[0, 1]) < 5 / np.sqrt(len(u))
+
+
+class BounceOne(Hooks):
+    """Makes one agent bounce on every visit: only that agent's path changes."""
+
+    def __init__(self, agent):
+        super().__init__(arms=(0,))
+        self.agent = agent
+
+    def on_session_start(self, world, visits, sel):
+        hit = sel[visits.agent[sel] == self.agent]
+        visits.p_bounce[hit] = 1.0
+
+
+def test_changing_one_agent_leaves_everyone_else_as_they_were():
+    sc = scenario("scenario.population.size=5000")
+    plain = World(sc, 11, events=False).run().users
+    # the agent with the most orders, so that its change is a real one
+    agent = int(plain["orders"].idxmax())
+    changed = World(sc, 11, strategies=[BounceOne(agent)], events=False).run().users
+    assert changed.loc[agent, "orders"] == 0 < plain.loc[agent, "orders"]
+    others = plain.index != agent
+    pd.testing.assert_frame_equal(plain[others], changed[others])
