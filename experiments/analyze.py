@@ -247,11 +247,16 @@ def task(cfg: DictConfig) -> an.AnalysisResult:
     return result
 
 
-def main() -> None:
-    """Register the schemas and run the Hydra app."""
+def register_schemas() -> None:
+    """Register conf/analyze.yaml's schema and the analysis group's in Hydra's ConfigStore."""
     store = ConfigStore.instance()
     store.store(name="analyze_schema", node=AnalyzeConf)
     store.store(group="schema", name="analysis", node=AnalysisConf)
+
+
+def main() -> None:
+    """Register the schemas and run the Hydra app."""
+    register_schemas()
     hydra_app("analyze", task, validate)
 
 

@@ -6,6 +6,7 @@ and power_curve.png to Hydra's run folder. ``run(cfg)`` is the plain function be
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig
+from tqdm import tqdm
 
 from experiments.cli import hydra_app
 from experiments.stats import power as pw
@@ -120,7 +122,8 @@ def _simulate(cfg: Any, design: pw.Design, mde_abs: float, size: pw.SampleSize) 
     experiment = pw.BinomialExperiment(design.baseline, design.baseline + mde_abs,
                                        size.n_control, size.n_treatment)  # fmt: skip
     test = pw.ProportionZTest(cfg.alpha, cfg.alternative)
-    sim = pw.simulated_power(experiment, test, cfg.simulate, cfg.seed)
+    progress = functools.partial(tqdm, total=cfg.simulate, desc="simulated power", disable=None)
+    sim = pw.simulated_power(experiment, test, cfg.simulate, cfg.seed, progress=progress)
     return {"simulated_power": sim.power, "simulated_power_ci": [sim.ci_low, sim.ci_high],
             "simulated_replicates": sim.replicates}  # fmt: skip
 
@@ -161,9 +164,14 @@ def task(cfg: DictConfig) -> dict:
     return summary
 
 
+def register_schemas() -> None:
+    """Register conf/power.yaml's schema in Hydra's ConfigStore."""
+    ConfigStore.instance().store(name="power_schema", node=PowerConf)
+
+
 def main() -> None:
     """Register the schema and run the Hydra app."""
-    ConfigStore.instance().store(name="power_schema", node=PowerConf)
+    register_schemas()
     hydra_app("power", task, validate)
 
 

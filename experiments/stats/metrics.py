@@ -302,14 +302,13 @@ class Mean(Metric):
     def _bootstrap(self, result: Comparison, summary, control, treatment, alpha) -> Comparison:
         data = (summary.samples[treatment], summary.samples[control])
         rng = np.random.default_rng(self.seed)
+        batch = max(1, 20_000_000 // sum(map(len, data)))  # keep each batch near 160 MB
         intervals = []
         for statistic in (_mean_difference, _mean_ratio_minus_one):
             res = stats.bootstrap(
-                data, statistic, n_resamples=self.n_resamples, vectorized=True,
+                data, statistic, n_resamples=self.n_resamples, batch=batch, vectorized=True,
                 confidence_level=1 - alpha, method="percentile",
-                alternative={"larger": "greater", "smaller": "less"}.get(
-                    self.test_alternative, "two-sided"),
-                rng=rng,
+                alternative=_SCIPY_ALTERNATIVE[self.test_alternative], rng=rng,
             )  # fmt: skip
             intervals += [res.confidence_interval.low, res.confidence_interval.high]
         low, high, rel_low, rel_high = np.asarray(intervals, dtype=float)

@@ -262,6 +262,7 @@ def simulated_power(
     seed: int,
     map_fn: MapFunction = map,
     alpha: float = 0.05,
+    progress: Callable[[Iterable[bool]], Iterable[bool]] | None = None,
 ) -> SimulatedPower:
     """Power by simulation: the share of ``replicates`` experiments in which ``analyse`` rejects.
 
@@ -274,11 +275,13 @@ def simulated_power(
         map_fn: How to run replicates (``make_data`` and ``analyse`` must be picklable for
             process-based maps).
         alpha: ``1 -`` confidence of the Monte Carlo interval.
+        progress: Wraps the stream of results to show progress (e.g. ``tqdm``).
     """
     check_number(replicates, "replicates", ge=1, integer=True)
     children = np.random.SeedSequence(seed).spawn(replicates)
     job = functools.partial(_one_replicate, make_data, analyse)
-    hits = int(sum(map_fn(job, children)))
+    results = map_fn(job, children)
+    hits = int(sum(results if progress is None else progress(results)))
     low, high = proportion_confint(hits, replicates, alpha=alpha, method="wilson")
     return SimulatedPower(hits / replicates, float(low), float(high), replicates, hits)
 

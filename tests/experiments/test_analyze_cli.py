@@ -167,3 +167,18 @@ def test_bad_config_is_one_line_and_exit_code_2(tmp_path, users_file, args, expe
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], done.stderr
     assert "Traceback" not in done.stderr and not (out / "ab_results.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "option", sorted(p.stem for p in (ROOT / "conf" / "analysis").glob("*.yaml"))
+)
+def test_every_analysis_option_composes_and_builds(option, users_file):
+    from experiments.analyze import build_analysis, register_schemas, validate
+    from experiments.cli import compose_config
+
+    register_schemas()
+    cfg = compose_config("analyze", [f"analysis={option}", f"input={users_file}"])
+    validate(cfg)
+    analysis = build_analysis(cfg)
+    assert len(analysis.metrics) == len(cfg.analysis.metrics) > 0
+    assert analysis.run(pd.read_parquet(users_file)).table.p_value.notna().all()

@@ -92,3 +92,14 @@ def test_missing_required_value(tmp_path):
     assert (
         done.stderr.strip() == "error: baseline: must be given (it is required and has no default)"
     )
+
+
+def test_power_config_composes_and_runs_in_process(tmp_path):
+    from experiments.cli import compose_config
+    from experiments.power import register_schemas, run
+
+    register_schemas()
+    cfg = compose_config("power", ["baseline=0.02", "mde=0.1", "mde_kind=relative"])
+    summary = run(cfg, tmp_path)
+    assert 78_000 <= summary["n_per_arm"] <= 82_000  # BENCHMARKS.md: ~80k per arm
+    assert json.loads((tmp_path / "power.json").read_text())["n_per_arm"] == summary["n_per_arm"]
