@@ -30,7 +30,7 @@ from statsmodels.stats.power import NormalIndPower, TTestIndPower
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
 from experiments.stats.comparisons import compare_proportions
-from sim.errors import ConfigError, check_number
+from sim.errors import ConfigError, check_choice, check_number
 
 KINDS = ("proportion", "mean", "ratio")
 CONVENTIONS = {
@@ -74,8 +74,23 @@ def _sm_alternative(design: Design) -> str:
     return "two-sided" if design.alternative == "two-sided" else "larger"
 
 
+def check_design(design: Design) -> Design:
+    """Return ``design`` if its fields are valid, else raise ConfigError naming the field."""
+    check_choice(design.kind, "metric", KINDS)
+    check_number(design.alpha, "alpha", gt=0, lt=1)
+    check_choice(design.alternative, "alternative", ("two-sided", "larger", "smaller"))
+    check_number(design.allocation_ratio, "allocation_ratio", gt=0)
+    check_number(design.cuped_rho, "cuped_rho", ge=0, lt=1)
+    if design.kind == "proportion":
+        check_number(design.baseline, "baseline", gt=0, lt=1)
+    elif design.sd is None or check_number(design.sd, "sd", gt=0) <= 0:
+        raise ConfigError("sd", f"a number > 0 when metric={design.kind}", design.sd)
+    return design
+
+
 def effect_size(design: Design, mde_abs: float) -> float:
     """Standardised effect of an absolute lift ``mde_abs`` (see the module's conventions)."""
+    check_design(design)
     shrink = math.sqrt(1 - design.cuped_rho**2)
     if design.kind == "proportion":
         treated = design.baseline + mde_abs
@@ -96,6 +111,7 @@ def _lift_from_effect(design: Design, effect: float) -> float:
 
 def n_control(design: Design, mde_abs: float, power: float) -> float:
     """Users in the control arm (fractional) to reach ``power`` for lift ``mde_abs``."""
+    check_number(power, "power", gt=0, lt=1)
     return float(
         _solver(design).solve_power(
             effect_size=effect_size(design, mde_abs), nobs1=None, alpha=design.alpha,
@@ -116,6 +132,9 @@ def achieved_power(design: Design, mde_abs: float, n_control: float) -> float:
 
 def minimum_detectable_effect(design: Design, n_control: float, power: float) -> float:
     """Smallest absolute lift (upwards) detected with ``power`` given ``n_control`` users."""
+    check_number(power, "power", gt=0, lt=1)
+    check_design(design)
+    check_number(n_control, "n_per_arm", gt=1)
     effect = _solver(design).solve_power(
         effect_size=None, nobs1=n_control, alpha=design.alpha, power=power,
         ratio=design.allocation_ratio, alternative=_sm_alternative(design),

@@ -151,3 +151,20 @@ def test_simulated_power_spawns_one_seed_per_replicate():
     assert seen == [np.random.default_rng(c).integers(1 << 62) for c in children]
     with pytest.raises(ConfigError, match="replicates"):
         simulated_power(make_data, lambda data: True, 0, seed=9)
+
+
+@pytest.mark.parametrize("value", [0, 1, -0.5, 2])
+def test_alpha_or_power_outside_0_1_are_errors(value):
+    with pytest.raises(ConfigError, match="alpha: must be a number > 0 and < 1"):
+        n_control(Design("proportion", 0.1, alpha=value), 0.02, 0.8)
+    with pytest.raises(ConfigError, match="power: must be a number > 0 and < 1"):
+        n_control(Design("proportion", 0.1), 0.02, value)
+    with pytest.raises(ConfigError, match="power: must be a number > 0 and < 1"):
+        minimum_detectable_effect(Design("proportion", 0.1), 1000, value)
+
+
+def test_mean_and_ratio_need_a_positive_sd():
+    with pytest.raises(ConfigError, match="sd: must be a number > 0 when metric=mean"):
+        n_control(Design("mean", 10.0), 1.0, 0.8)
+    with pytest.raises(ConfigError, match="sd: must be a number > 0"):
+        n_control(Design("ratio", 10.0, sd=-1.0), 1.0, 0.8)
