@@ -29,7 +29,6 @@ from scipy import optimize, stats
 
 from sim.errors import ConfigError, check_number
 
-GRID_POINTS = 801
 DEFAULT_MIXING = 10.0  # tau**2 / final variance: near the smallest final-look boundary at 5%
 
 
@@ -90,8 +89,10 @@ def group_sequential_bounds(
     check_number(alpha, "alpha", gt=0, lt=1)
     t = information_fractions(info)
     spent = np.diff(np.concatenate([[0.0], spending(t, alpha)]))
+    # At least 8 grid points per sd of the smallest increment over +-9 sd of the score.
+    points = int(np.clip(np.ceil(18 * 8 / np.sqrt(np.diff(t, prepend=0.0).min())), 801, 4001))
     bounds = [float(stats.norm.isf(spent[0] / 2))]
-    grid, density = _start_density(t[0], bounds[0])
+    grid, density = _start_density(t[0], bounds[0], points)
     for k in range(1, len(t)):
         sd = np.sqrt(t[k] - t[k - 1])
         bound = _solve_bound(grid, density, sd, np.sqrt(t[k]), spent[k])
@@ -107,10 +108,10 @@ def _trapezoid_weights(grid: np.ndarray) -> np.ndarray:
     return w
 
 
-def _start_density(t1: float, bound: float) -> tuple[np.ndarray, np.ndarray]:
+def _start_density(t1: float, bound: float, points: int) -> tuple[np.ndarray, np.ndarray]:
     """Density of the score ``S_1 = z_1 sqrt(t_1)`` on the continuation region."""
     half = min(bound, 9.0) * np.sqrt(t1)
-    grid = np.linspace(-half, half, GRID_POINTS)
+    grid = np.linspace(-half, half, points)
     return grid, stats.norm.pdf(grid, scale=np.sqrt(t1))
 
 
@@ -135,7 +136,7 @@ def _solve_bound(grid, density, sd, scale, target) -> float:
 def _next_density(grid, density, sd, edge, scale) -> tuple[np.ndarray, np.ndarray]:
     """Sub-density of ``S_k`` on ``(-edge, edge)``: convolve with the increment's normal law."""
     half = min(edge, 9.0 * scale)
-    new_grid = np.linspace(-half, half, GRID_POINTS)
+    new_grid = np.linspace(-half, half, grid.size)
     kernel = stats.norm.pdf((new_grid[:, None] - grid[None, :]) / sd) / sd
     return new_grid, kernel @ (_trapezoid_weights(grid) * density)
 
