@@ -182,3 +182,17 @@ def test_every_analysis_option_composes_and_builds(option, users_file):
     analysis = build_analysis(cfg)
     assert len(analysis.metrics) == len(cfg.analysis.metrics) > 0
     assert analysis.run(pd.read_parquet(users_file)).table.p_value.notna().all()
+
+
+@pytest.mark.skipif(
+    not (ROOT / "conf" / "target" / "q1_conversion.yaml").exists(), reason="no shared target"
+)
+def test_a_target_from_the_shared_target_group(tmp_path, users_file):
+    out = tmp_path / "run"
+    done = analyze_cli(out, f"input={users_file}", "target=q1_conversion",
+                       "start_date=2026-01-01", "target.deadline=2026-03-31")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    smart = json.loads((out / "smart.json").read_text())
+    assert smart["target"]["metric"] == "conversion_rate" and smart["target"]["lift"] == 0.15
+    done = analyze_cli(tmp_path / "bad", f"input={users_file}", "target=q5")
+    assert done.returncode == 2 and "target: must be one of" in done.stderr
