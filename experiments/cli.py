@@ -65,11 +65,12 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 def describe_hydra_error(exc: BaseException, config_name: str) -> ConfigError:
     """Turn a Hydra/OmegaConf composition error into a ConfigError naming the key."""
-    if isinstance(exc, MissingConfigException) and exc.options is not None:
-        match = re.search(r"Could not find '([^/']+)/([^']+)'", str(exc))
+    if isinstance(exc, MissingConfigException):
+        match = re.search(r"Could not (?:find|load) '([^/']+)/([^']+)'", str(exc))
         if match:
             group, name = match.groups()
-            options = sorted(o for o in exc.options if not o.endswith("_schema"))
+            found = exc.options or [p.stem for p in Path(CONF_DIR, group).glob("*.yaml")]
+            options = sorted(o for o in found if not o.endswith("_schema"))
             return ConfigError(group, "one of " + ", ".join(options), name)
     if isinstance(exc, OverrideParseException):
         line = str(exc).splitlines()[0]

@@ -8,19 +8,31 @@ validated Scenario from the YAML tree without Hydra's app machinery (tests, note
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from experiments.analyze import AnalysisConf, TargetConf
+from experiments.analyze import register_schemas as register_analysis
 from sim.config import OutputConfig, Scenario, validate
-from sim.errors import ConfigError, check_number
+from sim.errors import ConfigError, check_choice, check_number
+
+EXPERIMENTS = ("baseline", "whatif", "ab_test", "power_sim")
+BACKENDS = ("serial", "processes", "ray")
 
 
 @dataclass
 class ExperimentConfig:
-    """Which experiment to run (``conf/experiment/<name>.yaml``)."""
+    """Which experiment to run (``conf/experiment/<name>.yaml``) and its analysis settings."""
 
     name: str = MISSING
+    truth: bool = True  # ab_test: also run everyone / no one treated for the true effect
+    sizes: list[int] = field(default_factory=list)  # power_sim: population sizes
+    alpha: float = 0.05
+    correction: str = "holm"
+    population: str = "exposed"  # exposed users (DESIGN.md) or all (intention to treat)
+    sequential_metric: str | None = None  # default: the target's metric, else the first
 
 
 @dataclass
@@ -32,6 +44,13 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     scenario: Scenario = field(default_factory=Scenario)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    strategy: dict[str, Any] = field(default_factory=dict)
+    analysis: AnalysisConf = field(default_factory=AnalysisConf)
+    target: TargetConf = field(default_factory=TargetConf)
+    split: float = 0.5
+    replicates: int = 1
+    backend: str = "serial"
+    workers: int = 2
 
 
 def register() -> None:
@@ -39,6 +58,7 @@ def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     cs.store(group="scenario", name="scenario_schema", node=Scenario)
+    register_analysis()
 
 
 def scenario_of(cfg: DictConfig) -> Scenario:
@@ -48,10 +68,25 @@ def scenario_of(cfg: DictConfig) -> Scenario:
 
 def validate_run(cfg: DictConfig) -> None:
     """Check a composed run config once, before anything runs (ConfigError on bad values)."""
+    from experiments import abtest, worlds
+
     check_number(cfg.seed, "seed", ge=0, integer=True)
-    if cfg.experiment.name != "baseline":
-        raise ConfigError("experiment", "one of baseline", cfg.experiment.name)
-    scenario_of(cfg)
+    check_choice(cfg.experiment.name, "experiment", EXPERIMENTS)
+    check_number(cfg.replicates, "replicates", ge=1, integer=True)
+    check_number(cfg.workers, "workers", ge=1, integer=True)
+    check_choice(cfg.backend, "backend", BACKENDS)
+    check_number(cfg.split, "split", gt=0, lt=1)
+    scenario = scenario_of(cfg)
+    name = cfg.experiment.name  # no strategy is allowed: a what-if of nothing, an A/A test
+    worlds.check_strategies(cfg.strategy, worlds.AB_ARMS if name != "whatif" else ("all",))
+    if name in ("ab_test", "power_sim"):
+        analysis = abtest.analysis_of(cfg, cfg.split)
+        abtest.target_of(cfg, analysis, scenario)
+    if name == "power_sim":
+        if not cfg.experiment.sizes:
+            raise ConfigError("experiment.sizes", "a non-empty list of population sizes")
+        for i, size in enumerate(cfg.experiment.sizes):
+            check_number(size, f"experiment.sizes[{i}]", gt=0, integer=True)
 
 
 def load_scenario(overrides: list[str] | None = None) -> Scenario:

@@ -16,10 +16,19 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from experiments import abtest, outputs, power_sim, report, whatif
 from experiments import config as config_mod
-from experiments import outputs
 from experiments.cli import hydra_app
 from experiments.figures import funnel_figure, kpis_over_time_figure
+from experiments.replicates import run_replicates
+from experiments.texts import (
+    HEADLINE,
+    ab_sections,
+    ab_text,
+    setup_text,
+    strategies_label,
+    whatif_text,
+)
 from sim.aggregate import facts_of
 from sim.config import Scenario
 from sim.kpis import REGISTRY
@@ -113,11 +122,115 @@ def write(cfg: DictConfig, outcome: Outcome, out_dir: Path, started: str) -> Non
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
-    """Run the experiment of a composed config into ``out_dir``; return the KPI summary."""
+    """Run the experiment of a composed config into ``out_dir``; return its summary."""
     started = dt.datetime.now(dt.UTC).isoformat()
-    outcome = compute(cfg)
-    write(cfg, outcome, out_dir, started)
-    return outcome.summary
+    name = cfg.experiment.name
+    if name == "baseline":
+        outcome = compute(cfg)
+        write(cfg, outcome, out_dir, started)
+        return outcome.summary
+    runner = {"whatif": _whatif, "ab_test": _ab_test, "power_sim": _power_sim}[name]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = runner(cfg, config_mod.scenario_of(cfg), out_dir)
+    _run_json(cfg, out_dir, started)
+    return summary
+
+
+def _run_json(cfg: DictConfig, out_dir: Path, started: str) -> None:
+    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    outputs.write_json(out_dir / "run.json", {
+        "package": "funnelsim", "version": outputs.package_version(), "seed": int(cfg.seed),
+        "experiment": cfg.experiment.name, "config_hash": outputs.config_hash(resolved),
+        "start_time": started, "end_time": dt.datetime.now(dt.UTC).isoformat(),
+    })  # fmt: skip
+
+
+def _design(cfg: DictConfig, scenario) -> abtest.Design:
+    analysis = abtest.analysis_of(cfg, cfg.split)
+    return abtest.Design(
+        scenario=scenario, strategy=OmegaConf.to_container(cfg.strategy, resolve=True),
+        split=float(cfg.split), salt=cfg.experiment.name, analysis=analysis,
+        target=abtest.target_of(cfg, analysis, scenario), truth=bool(cfg.experiment.truth),
+    )  # fmt: skip
+
+
+def _whatif(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    table = whatif.run(cfg, scenario, out_dir)
+    shown = table[table["kpi"].isin(HEADLINE)]
+    lift = shown.rename(columns={"kpi": "metric", "rel_diff": "rel_lift",
+                                 "rel_diff_ci_low": "rel_ci_low",
+                                 "rel_diff_ci_high": "rel_ci_high"})  # fmt: skip
+    report.lift_figure(lift, out_dir / "whatif_lift.png")
+    print(whatif_text(table))
+    report.write_report(out_dir, "What-if: " + strategies_label(cfg), [
+        report.Section("Setup", setup_text(cfg, scenario)),
+        report.Section("Effect on every KPI", "Without and with the strategies on the same "
+                       "population and keyed random numbers; with replicates, the mean and a 95% "
+                       "t interval of the difference over replicates.", [table]),
+        report.Section("Headline KPIs", "", figures=["whatif_lift.png"]),
+    ])  # fmt: skip
+    return {"whatif": table.to_dict("records")}
+
+
+def _ab_test(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    design = _design(cfg, scenario)
+    total = scenario.warmup_days + scenario.days
+    with tqdm(total=total, desc="A/B world", unit="day", disable=not cfg.progress,
+              file=sys.stderr) as bar:  # fmt: skip
+        outcome = abtest.run_once(design, cfg.seed, cfg.output.events, lambda d: bar.update(1))
+    results, facts = outcome.results, facts_of(outcome.results)
+    summary = outputs.kpi_summary(facts)
+    daily = outputs.daily_table(facts, scenario.start)
+    by_arm = pd.DataFrame(summary["by_arm"]).reindex(list(REGISTRY)).rename_axis("kpi")
+    outputs.write_json(out_dir / "kpis.json", summary)
+    outputs.write_csv(out_dir / "kpis_by_arm.csv", by_arm.reset_index())
+    outputs.write_csv(out_dir / "daily.csv", daily)
+    outputs.write_parquet(out_dir / "users.parquet", results.users)
+    if results.events is not None:
+        outputs.write_parquet(out_dir / "events.parquet", results.events)
+    table = abtest.versus_truth(outcome)
+    outputs.write_csv(out_dir / "ab_results.csv", outcome.analysis.table)
+    outputs.write_json(out_dir / "srm.json", outcome.analysis.srm._asdict())
+    if outcome.kpi_truth is not None:
+        outputs.write_csv(out_dir / "truth.csv", outcome.kpi_truth)
+        outputs.write_csv(out_dir / "ab_vs_truth.csv", table)
+    if outcome.smart is not None:
+        outputs.write_json(out_dir / "smart.json", outcome.smart)
+    metric = cfg.experiment.sequential_metric or (
+        design.target.metric if design.target else design.analysis.metrics[0].name
+    )
+    seq = abtest.sequential(design, results.users, metric)
+    outputs.write_csv(out_dir / "sequential.csv", seq)
+    funnel_figure(results.sessions, out_dir / "funnel.png")
+    kpis_over_time_figure(daily, out_dir / "kpis_over_time.png")
+    report.lift_figure(table, out_dir / "lift.png", design.target)
+    report.sequential_figure(seq, metric, scenario.start, out_dir / "sequential.png")
+    reps = None
+    if cfg.replicates > 1:
+        reps = run_replicates(abtest.Replicate(design), cfg.replicates, cfg.seed,
+                              out_dir / "replicates", cfg.backend, cfg.workers, cfg.progress,
+                              "A/B replicates")  # fmt: skip
+        outputs.write_parquet(out_dir / "replicates.parquet", reps)
+    print(ab_text(outcome, table, reps))
+    report.write_report(
+        out_dir,
+        "A/B test: " + strategies_label(cfg),
+        ab_sections(cfg, scenario, outcome, table, by_arm, seq, metric, reps),
+    )
+    return summary
+
+
+def _power_sim(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    design = _design(cfg, scenario)
+    table = power_sim.run(cfg, design, list(cfg.experiment.sizes), out_dir)
+    report.power_figure(table, out_dir / "power_curves.png")
+    print(table.to_string(index=False))
+    report.write_report(out_dir, "Simulated power: " + strategies_label(cfg), [
+        report.Section("Setup", setup_text(cfg, scenario)),
+        report.Section("Power by size", power_sim.__doc__.split("\n\n")[1].replace("\n", " "),
+                       [table], ["power_curves.png"]),
+    ])  # fmt: skip
+    return {"power": table.to_dict("records")}
 
 
 def _task(cfg: DictConfig) -> None:
@@ -125,7 +238,8 @@ def _task(cfg: DictConfig) -> None:
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     summary = run(cfg, out_dir)
-    print(format_kpis(kpi_frame(summary)))
+    if cfg.experiment.name == "baseline":
+        print(format_kpis(kpi_frame(summary)))
     print(f"\nOutputs in {out_dir}")
 
 

@@ -1,0 +1,165 @@
+"""A/B tests inside the simulated store, read by the statistics layer, beside their truth.
+
+One replicate: agents are split into control and treatment by a salted hash of their id, the
+strategies run on the treatment arm, and the per-user table is analysed (exposed users by
+default) at the horizon, day by day (sequential looks) and against the SMART target. Its truth:
+the same world (same seed, so the same keyed random numbers) run with everyone treated and with
+no one treated; the difference of each metric between the two is the true effect on this
+population, which the A/B interval should cover when arms do not interact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from experiments import worlds
+from experiments.analyze import build_analysis, build_target, judge_target
+from experiments.stats.analysis import Analysis, AnalysisResult
+from experiments.stats.metrics import RatioOfMeans
+from experiments.stats.sequential import sequential_looks
+from experiments.stats.targets import SmartTarget
+from sim.config import Scenario
+from sim.errors import ConfigError
+from sim.world import Results
+
+
+@dataclass(frozen=True)
+class Design:
+    """Everything one A/B replicate needs (picklable, so processes and Ray can run it)."""
+
+    scenario: Scenario
+    strategy: dict
+    split: float
+    salt: str
+    analysis: Analysis
+    target: SmartTarget | None
+    truth: bool = True
+
+
+def analysis_of(cfg: Any, split: float) -> Analysis:
+    """The statistics layer's Analysis for a simulated A/B test (control vs treatment)."""
+    exp = cfg.experiment
+    return build_analysis(SimpleNamespace(
+        analysis=cfg.analysis, control="control", arm_col="arm", arms=None, alpha=exp.alpha,
+        correction=exp.correction, expected_shares=(1 - split, split),
+        population=exp.population, exposed_col="exposed",
+    ))  # fmt: skip
+
+
+def target_of(cfg: Any, analysis: Analysis, scenario: Scenario) -> SmartTarget | None:
+    """The SMART target of the config, checked against the metrics and the horizon."""
+    ns = SimpleNamespace(target=cfg.target, start_date=scenario.start_date)
+    target = build_target(ns, analysis)
+    if target is not None and target.deadline is not None:
+        end = scenario.start + dt.timedelta(days=scenario.days - 1)
+        if not scenario.start <= target.deadline <= end:
+            allowed = f"a date within the horizon, {scenario.start} to {end}"
+            raise ConfigError("target.deadline", allowed, str(target.deadline))
+    return target
+
+
+def metric_value(users: pd.DataFrame, metric, population: str) -> float:
+    """A metric's value over one world's (exposed) users, as the analysis defines it."""
+    u = users[users["exposed"]] if population == "exposed" else users
+    if isinstance(metric, RatioOfMeans):
+        den = u[metric.denom].sum()
+        return float(u[metric.numer].sum() / den) if den else np.nan
+    return float(u[metric.column].mean()) if len(u) else np.nan
+
+
+def true_effects(design: Design, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Truth on this population: every KPI and every analysis metric, none vs all treated."""
+    none = worlds.plain(design.scenario, seed)
+    everyone = worlds.treated(design.scenario, seed, design.strategy)
+    kpis = worlds.side_by_side(none, everyone).rename(columns={
+        "without": "none_treated", "with": "all_treated", "abs_diff": "abs_lift",
+        "rel_diff": "rel_lift"})  # fmt: skip
+    rows = []
+    for m in design.analysis.metrics:
+        a = metric_value(none.users, m, design.analysis.population)
+        b = metric_value(everyone.users, m, design.analysis.population)
+        rows.append(
+            {
+                "metric": m.name,
+                "none_treated": a,
+                "all_treated": b,
+                "true_abs_lift": b - a,
+                "true_rel_lift": b / a - 1 if a else np.nan,
+            }
+        )
+    return kpis, pd.DataFrame(rows)
+
+
+@dataclass
+class Outcome:
+    """One A/B replicate's results."""
+
+    results: Results
+    analysis: AnalysisResult
+    smart: dict | None
+    kpi_truth: pd.DataFrame | None
+    metric_truth: pd.DataFrame | None
+
+
+def run_once(design: Design, seed: int, events: bool = False, progress=None) -> Outcome:
+    """Simulate and analyse one A/B test (and its truth when ``design.truth``)."""
+    results = worlds.ab_world(design.scenario, seed, design.strategy, design.split,
+                              design.salt, events, progress)  # fmt: skip
+    result = design.analysis.run(results.users)
+    smart = None
+    if design.target is not None:
+        ns = SimpleNamespace(start_date=design.scenario.start_date, day_col="first_exposure_day",
+                             segment_col="segment")  # fmt: skip
+        smart = judge_target(ns, design.analysis, design.target, results.users)
+    kpi_truth, metric_truth = true_effects(design, seed) if design.truth else (None, None)
+    return Outcome(results, result, smart, kpi_truth, metric_truth)
+
+
+def versus_truth(outcome: Outcome) -> pd.DataFrame:
+    """ab_results joined with the true lifts, and whether each interval covers its truth."""
+    table = outcome.analysis.table
+    if outcome.metric_truth is None:
+        return table
+    t = table.merge(outcome.metric_truth, on="metric", how="left")
+    t["abs_covered"] = (t["abs_ci_low"] <= t["true_abs_lift"]) & (
+        t["true_abs_lift"] <= t["abs_ci_high"]
+    )
+    t["rel_covered"] = (t["rel_ci_low"] <= t["true_rel_lift"]) & (
+        t["true_rel_lift"] <= t["rel_ci_high"]
+    )
+    return t
+
+
+def sequential(design: Design, users: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Day-by-day looks at one metric (naive peek, O'Brien-Fleming, mSPRT)."""
+    exposure = users["first_exposure_day"].to_numpy(dtype=float)
+    first = int(np.nanmin(exposure)) if np.isfinite(exposure).any() else 0
+    days = range(max(first, 6), design.scenario.days)  # a week of data before the first look
+    return sequential_looks(design.analysis, users, metric, days)
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """Replicate task for :func:`experiments.replicates.run_replicates` (one A/B test)."""
+
+    design: Design
+
+    def __call__(self, index: int, seed: int) -> pd.DataFrame:
+        """One replicate's rows: one per metric, with the truth when the design asks."""
+        outcome = run_once(self.design, seed)
+        table = versus_truth(outcome)
+        for r in (outcome.smart or {}).get("results", []):
+            table.loc[table["metric"] == r["metric"], "target_verdict"] = r["verdict"]
+            table.loc[table["metric"] == r["metric"], "target_probability"] = r["probability"]
+        comparisons = outcome.analysis.comparisons
+        table["se"] = [
+            float(comparisons[(m, a)].se)
+            for m, a in zip(table["metric"], table["arm"], strict=True)
+        ]
+        return table.assign(n_exposed=int(outcome.results.users["exposed"].sum()))

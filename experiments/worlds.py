@@ -1,0 +1,82 @@
+"""The worlds an experiment runs: plain, with strategies, an A/B split, everyone / no one treated.
+
+Every world of one experiment shares the seed, so the same agents get the same keyed random
+numbers in each: "with" and "without" differ only where a strategy changed someone's path
+(common random numbers). That makes what-if differences and true effects precise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from sim import rng
+from sim.aggregate import facts_of, kpi_table
+from sim.config import Scenario
+from sim.errors import check_number
+from sim.world import Results, World
+from strategies import build_strategies
+
+AB_ARMS = ("control", "treatment")
+
+
+def assign_arms(size: int, split: float, salt: str, seed: int) -> np.ndarray:
+    """Arm of each agent (1 = treatment with probability ``split``) by a salted hash of its id.
+
+    The hash is a keyed draw on (seed, "assign/<salt>", agent id): the same agent lands in the
+    same arm whatever the population size, and another experiment name reshuffles the split.
+    """
+    check_number(split, "split", gt=0, lt=1)
+    u = rng.uniform(rng.stream_key(seed, f"assign/{salt}"), np.arange(size))
+    return (u < split).astype(np.int8)
+
+
+def _specs(strategy: Mapping, arms: Sequence[str] | None = None) -> list[dict]:
+    """Strategy specs from the config's ``strategy`` mapping (name -> parameters)."""
+    specs = []
+    for name, params in strategy.items():
+        spec = {"name": name, **{k: v for k, v in dict(params).items() if k != "name"}}
+        if arms is not None:
+            spec["arms"] = list(arms)
+        specs.append(spec)
+    return specs
+
+
+def check_strategies(strategy: Mapping, arm_names: Sequence[str]) -> None:
+    """Validate the strategy configs against the arms (ConfigError naming the key)."""
+    build_strategies(_specs(strategy), arm_names)
+
+
+def plain(scenario: Scenario, seed: int, events: bool = False, progress=None) -> Results:
+    """The store without any strategy."""
+    return World(scenario, seed, events=events).run(progress)
+
+
+def treated(scenario: Scenario, seed: int, strategy: Mapping, events=False, progress=None):
+    """The store with the strategies on everyone (one arm, ``all``)."""
+    hooks = build_strategies(_specs(strategy, ["all"]), ["all"])
+    return World(scenario, seed, hooks, arm_names=("all",), events=events).run(progress)
+
+
+def ab_world(scenario, seed: int, strategy: Mapping, split: float, salt: str, events=False,
+             progress=None) -> Results:  # fmt: skip
+    """One world split into control and treatment; strategies on their arms (default: treatment)."""
+    arm = assign_arms(scenario.population.size, split, salt, seed)
+    hooks = build_strategies(_specs(strategy), AB_ARMS)
+    return World(scenario, seed, hooks, arm=arm, arm_names=AB_ARMS, events=events).run(progress)
+
+
+def kpis(results: Results) -> pd.Series:
+    """Every KPI in total."""
+    return kpi_table(facts_of(results), []).iloc[0]
+
+
+def side_by_side(without: Results, with_: Results) -> pd.DataFrame:
+    """KPI by KPI: without, with, absolute and relative difference."""
+    a, b = kpis(without), kpis(with_)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(a != 0, b / a - 1, np.nan)
+    return pd.DataFrame({"kpi": a.index, "without": a.to_numpy(), "with": b.to_numpy(),
+                         "abs_diff": (b - a).to_numpy(), "rel_diff": rel})  # fmt: skip
