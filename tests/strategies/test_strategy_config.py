@@ -19,7 +19,7 @@ def test_yaml_matches_schema_and_builds(name):
     """Each conf/strategy/<name>.yaml has exactly its schema's fields, with the same defaults."""
     cls = STRATEGIES[name]
     schema = OmegaConf.structured(cls.config_class)
-    loaded = OmegaConf.load(Path("conf/strategy") / f"{name}.yaml")
+    loaded = OmegaConf.load(Path("conf/strategy") / f"{name}.yaml")[name]
     merged = OmegaConf.to_object(OmegaConf.merge(schema, loaded))  # unknown keys would raise
     assert asdict(merged) == asdict(cls.config_class())
     (strategy,) = build_strategies([OmegaConf.to_container(loaded)], ARMS)
