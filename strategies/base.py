@@ -69,6 +69,7 @@ class Strategy(Hooks):
         super().__init__(arms)
         self.config = config
         self.key = np.uint64(0)
+        self._agents_by_arm: np.ndarray | None = None
 
     def setup(self, world) -> None:
         """Take the strategy's keyed-draw stream (allocate per-agent state in subclasses)."""
@@ -104,4 +105,7 @@ class Strategy(Hooks):
         """Book the fixed platform fee of the day (from the launch day on)."""
         fee = self.config.fee_per_1000_per_day
         if fee and day >= self.config.start_day:
-            self.book(world, "fee", np.full(len(agents), fee / 1000), agents, day)
+            if self._agents_by_arm is None:  # arms never change during a run: count them once
+                self._agents_by_arm = np.bincount(world.pop.arm[agents])
+            for arm, count in enumerate(self._agents_by_arm):
+                world.ledger.book(f"{self.name}_fee", fee / 1000 * count, arm, day)

@@ -88,6 +88,7 @@ class Gamification(Strategy):
         self.points = np.zeros(n)
         self.pending = np.zeros(n)  # dollars of points applied to an open cart
         self.on_board = np.zeros(n, dtype=bool)
+        self.board = np.empty(0, dtype=np.int64)  # ids on the leaderboard
         self.levels = np.asarray(self.config.badge_levels, dtype=float)
 
     def badges(self, agent: np.ndarray) -> np.ndarray:
@@ -99,15 +100,16 @@ class Gamification(Strategy):
         super().on_day_start(world, day, agents)
         if day < self.config.start_day:
             return
-        holders = agents[self.points[agents] > 0]
-        self.on_board[agents] = False
-        if not len(holders):
-            return
+        self.on_board[self.board] = False
+        holders = np.flatnonzero(self.points > 0)  # points accrue only in the strategy's arms
         arm = world.pop.arm[holders]
+        board = []
         for a in np.unique(arm):
-            pts = self.points[holders[arm == a]]
-            cut = np.quantile(pts, 1 - self.config.leaderboard_share)
-            self.on_board[holders[arm == a]] = pts >= cut
+            mine = holders[arm == a]
+            pts = self.points[mine]
+            board.append(mine[pts >= np.quantile(pts, 1 - self.config.leaderboard_share)])
+        self.board = np.concatenate(board) if board else np.empty(0, dtype=np.int64)
+        self.on_board[self.board] = True
 
     def on_cart(self, world, visits, basket, sel) -> None:
         """Pay part of the cart with points: lower the price paid of the cart's lines."""

@@ -1,9 +1,10 @@
 """Behavioural retargeting: abandoned-cart reminders by email, SMS and ads.
 
 When a cart is abandoned (``on_abandon``) the agent enters a reminder flow, unless it entered
-one less than ``cap_days`` ago (the frequency cap). The flow's steps (channel, delay) fire as
-one SimPy process per cohort and step; at its time a step is skipped for agents who ordered
-since, or are no longer subscribed (email, SMS). A step reaches the agent and leads to a click
+one less than ``cap_days`` ago (the frequency cap). The flow's steps (channel, delay) go into
+day buckets that one daily SimPy process sends, one batch per channel (steps due the same day
+go at once); a step is skipped for agents who ordered since (as of the start of its day), or
+are no longer subscribed (email, SMS). A step reaches the agent and leads to a click
 with chance ``click * exp(-delay / recovery_decay_days)`` (recovery decays with delay; for ads
 ``click = 1 - (1 - ad_ctr) ** impressions_per_step``). A click is a visit that restores the
 abandoned cart (its first product), and about half of such clickers buy (``clicker_conversion``;
@@ -106,6 +107,8 @@ class Retargeting(Strategy):
         self.sent = np.zeros(n, dtype=np.int32)  # reminders received so far (keyed counter)
         self.cart_product = np.full(n, -1, dtype=np.int64)
         self.click_time = np.full(n, np.nan)  # time of the visit a reminder brought
+        self.queue: dict[tuple[int, str], list] = {}  # (day, channel) -> due reminder steps
+        world.env.process(self._daily(world))
         self.recovered_orders = 0
         self.recovered_revenue = 0.0
         self.channel = {name: SOURCES.index(src) for name, src in CHANNELS.items()}
@@ -140,32 +143,48 @@ class Retargeting(Strategy):
             return
         self.last_flow[agent] = time
         for channel, delay in c.steps():
-            world.env.process(self._step(world, channel, delay, agent, time))
+            day = np.floor(time + delay)
+            for d in np.unique(day):
+                rows = day == d
+                step = (np.full(rows.sum(), delay), agent[rows], time[rows])
+                if d <= world.now:  # due today: the day's bucket is already open
+                    self._send(world, channel, *step)
+                else:
+                    self.queue.setdefault((int(d), channel), []).append(step)
 
-    def _step(self, world, channel: str, delay: float, agent, abandoned):
-        send = abandoned + delay
-        yield world.env.timeout(max(float(send.min()) - world.now, 0.0))
+    def _daily(self, world):
+        """Send each day's due reminders, one batch per channel (a SimPy process)."""
+        while world.now < world.scenario.days:
+            day = int(world.now)
+            for channel in CHANNELS:
+                steps = self.queue.pop((day, channel), None)
+                if steps:
+                    columns = zip(*steps, strict=True)
+                    self._send(world, channel, *(np.concatenate(x) for x in columns))
+            yield world.env.timeout(1)
+
+    def _send(self, world, channel: str, delay, agent, abandoned) -> None:
+        """Send one channel's reminders (skip buyers and the unsubscribed); clicks are visits."""
         c, pop = self.config, world.pop
         ok = (pop.last_order[agent] < abandoned) & (self.last_flow[agent] == abandoned)
         if channel == "email":
             ok &= pop.email_ok[agent]
         elif channel == "sms":
             ok &= pop.sms_ok[agent]
-        agent, send = agent[ok], send[ok]
+        agent, send, delay = agent[ok], (abandoned + delay)[ok], delay[ok]
         if not len(agent):
             return
         k = self.sent[agent].astype(np.int64) * 4
-        decay = np.exp(-delay / c.recovery_decay_days)
         if channel == "ads":
             click = 1 - (1 - c.ad_ctr) ** c.impressions_per_step
             cost = c.impressions_per_step * c.ad_cpm / 1000
         else:
             click = c.email_click if channel == "email" else c.sms_click
             cost = c.cost_email if channel == "email" else c.cost_sms
-        clicked = self.uniform(agent, k) < click * decay * self.responsiveness(world, agent)
+        p_click = click * np.exp(-delay / c.recovery_decay_days)
+        clicked = self.uniform(agent, k) < p_click * self.responsiveness(world, agent)
         code = self.channel[channel]
-        day = int(np.floor(send.min()))
-        self.book(world, channel, np.full(len(agent), cost), agent, day)
+        self.book(world, channel, np.full(len(agent), cost), agent, int(np.floor(send.min())))
         world.log.add("reminder_send", send, agent, channel=code, value=cost)
         if channel != "ads":
             p_unsub = c.unsubscribe * (1 + c.fatigue * self.sent[agent])
