@@ -173,6 +173,11 @@ def hydra_app(
             return task(cfg)
         except ConfigError as exc:
             fail(str(exc))
+        except KeyboardInterrupt:
+            # Finished replicates are already on disk (one atomic file each): say how to resume.
+            print("interrupted: finished work is kept; run the same command again into the "
+                  "same folder (hydra.run.dir=...) to resume", file=sys.stderr)  # fmt: skip
+            sys.exit(130)
 
     sys.argv = [sys.argv[0], *argv]
     main = hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(_task)

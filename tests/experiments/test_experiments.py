@@ -1,0 +1,138 @@
+"""experiments.run's what-if, A/B test, truth and replicates (small worlds, fixed seeds).
+
+Monte Carlo bands: a rate over R independent replicates has SE sqrt(p (1 - p) / R); bands are
+written next to each assertion.
+"""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.abtest import Design, Replicate, analysis_of, true_effects
+from experiments.cli import compose_config
+from experiments.config import register, scenario_of
+from experiments.replicates import replicate_seeds, run_replicates
+from experiments.whatif import WhatIf
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["scenario.population.size=3000", "scenario.days=30", "progress=false"]
+
+
+def config(*overrides):
+    register()
+    return compose_config("config", [*SMALL, *overrides])
+
+
+def design(*overrides, truth=True):
+    cfg = config("experiment=ab_test", *overrides)
+    scenario = scenario_of(cfg)
+    from omegaconf import OmegaConf
+
+    return Design(scenario, OmegaConf.to_container(cfg.strategy), 0.5, "ab_test",
+                  analysis_of(cfg, 0.5), None, truth)  # fmt: skip
+
+
+def test_whatif_without_strategy_reports_exactly_zero_effect():
+    cfg = config("experiment=whatif")
+    table = WhatIf(scenario_of(cfg), {})(0, 5)
+    assert (table["abs_diff"].fillna(0) == 0).all()
+    assert (table["without"].fillna(-1) == table["with"].fillna(-1)).all()
+
+
+def test_whatif_with_bundles_moves_items_per_order():
+    cfg = config("experiment=whatif", "strategy=[bundles]")
+    table = WhatIf(scenario_of(cfg), {"bundles": {}})(0, 5).set_index("kpi")
+    assert table.loc["items_per_order", "rel_diff"] > 0  # bundles add complements to carts
+
+
+def test_replicates_are_identical_on_every_backend(tmp_path):
+    task = WhatIf(scenario_of(config("scenario.population.size=1000", "scenario.days=10",
+                                     "scenario.warmup_days=20")), {"bundles": {}})  # fmt: skip
+    frames = {
+        (backend, workers): run_replicates(
+            task, 4, 99, tmp_path / f"{backend}{workers}", backend, workers, progress=False
+        )  # fmt: skip
+        for backend, workers in (("serial", 1), ("processes", 2), ("processes", 1), ("ray", 2))
+    }
+    first = frames[("serial", 1)]
+    assert first["replicate"].nunique() == 4
+    for frame in frames.values():
+        pd.testing.assert_frame_equal(frame, first)
+
+
+class Flaky:
+    """A replicate task that is interrupted at one replicate and records what it computed."""
+
+    def __init__(self, log: Path, stop_at: int | None):
+        self.log, self.stop_at = log, stop_at
+
+    def __call__(self, index, seed):
+        if index == self.stop_at:
+            raise KeyboardInterrupt
+        with self.log.open("a") as f:
+            f.write(f"{index}\n")
+        return pd.DataFrame({"value": [float(seed % 1000)]})
+
+
+def test_an_interrupted_run_resumes_without_recomputing(tmp_path):
+    folder, log = tmp_path / "reps", tmp_path / "log.txt"
+    with pytest.raises(KeyboardInterrupt):
+        run_replicates(Flaky(log, stop_at=3), 6, 1, folder, progress=False)
+    assert sorted(p.name for p in folder.iterdir()) == [f"rep_0000{i}.parquet" for i in range(3)]
+    (folder / ".rep_00003.parquet.tmp").write_bytes(b"torn")  # a write cut short by a crash
+    frame = run_replicates(Flaky(log, stop_at=None), 6, 1, folder, progress=False)
+    assert log.read_text().split() == ["0", "1", "2", "3", "4", "5"]  # each computed once
+    assert list(frame["replicate"]) == list(range(6))
+    assert list(frame["seed"]) == replicate_seeds(1, 6)
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "experiments.run", "experiment=whatif", "replicates=40",
+           "strategy=[bundles]", *SMALL, f"hydra.run.dir={out}"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    reps = out / "replicates"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(reps.glob("rep_*.parquet"))) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "resume" in err.splitlines()[-1] and "Traceback" not in err
+    done = {p: p.stat().st_mtime_ns for p in reps.glob("rep_*.parquet")}
+    assert 2 <= len(done) < 40 and not (out / "run.json").exists()
+    for path in done:
+        pd.read_parquet(path)  # every finished file is whole
+    finish = subprocess.run([*cmd[:4], "replicates=3", *cmd[5:]], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert finish.returncode == 0, finish.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items() if int(p.stem[4:]) < 3)
+
+
+def test_true_effect_of_no_strategy_is_zero_and_of_bundles_is_positive():
+    d = design(truth=True)
+    kpis, metrics = true_effects(d, 3)
+    assert (metrics["true_abs_lift"].fillna(0) == 0).all()
+    d = design("strategy=[bundles]")
+    kpis, metrics = true_effects(d, 3)
+    assert metrics.set_index("metric").loc["items_per_order", "true_rel_lift"] > 0.05
+
+
+def test_aa_test_rejects_at_about_alpha(tmp_path):
+    R = 200
+    # A busy store (10x the visits) so that ratio metrics such as AOV have a few hundred orders
+    # per arm, where their normal approximation holds; a 30-day warm-up is enough for A/A.
+    aa = design("scenario.warmup_days=30", "scenario.traffic.visit_rate=0.04", truth=False)
+    reps = run_replicates(Replicate(aa), R, 2024, tmp_path, "processes", 2, progress=False)
+    rates = reps.assign(reject=reps["p_value"] < 0.05).groupby("metric")["reject"].mean()
+    # each metric: SE sqrt(.05 * .95 / 200) = 0.0154; band 0.05 +- 3.5 SE = [0, 0.104]
+    assert (rates <= 0.05 + 3.5 * np.sqrt(0.05 * 0.95 / R)).all(), rates
+    # pooled over the metrics the mean rate sits near alpha (they are correlated, so use the
+    # single-metric SE): [0.05 - 3.5 SE, 0.05 + 3.5 SE]
+    assert abs(rates.mean() - 0.05) < 3.5 * np.sqrt(0.05 * 0.95 / R), rates
