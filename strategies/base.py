@@ -25,6 +25,7 @@ from omegaconf import MISSING
 from sim import rng
 from sim.errors import check_number
 from sim.hooks import Hooks
+from sim.population import STRATEGY_NAMES
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Strategy(Hooks):
     def setup(self, world) -> None:
         """Take the strategy's keyed-draw stream (allocate per-agent state in subclasses)."""
         self.key = world.keyed(f"strategy.{self.name}")
+        self._responsiveness = None
 
     # -- helpers ------------------------------------------------------------------------------
     def live(self, time: np.ndarray) -> np.ndarray:
@@ -96,9 +98,10 @@ class Strategy(Hooks):
 
     def responsiveness(self, world, agent: np.ndarray) -> np.ndarray:
         """How much the strategy moves each agent (mean 1), from the population's traits."""
-        from sim.population import STRATEGY_NAMES
-
-        return world.pop.responsiveness[agent, STRATEGY_NAMES.index(self.name)].astype(float)
+        if self._responsiveness is None:  # one contiguous column, taken once
+            column = STRATEGY_NAMES.index(self.name)
+            self._responsiveness = world.pop.responsiveness[:, column].astype(float)
+        return self._responsiveness[agent]
 
     # -- hooks --------------------------------------------------------------------------------
     def on_day_start(self, world, day: int, agents: np.ndarray) -> None:

@@ -2,9 +2,10 @@
 
 When a cart is abandoned (``on_abandon``) the agent enters a reminder flow, unless it entered
 one less than ``cap_days`` ago (the frequency cap). The flow's steps (channel, delay) go into
-day buckets that one daily SimPy process sends, one batch per channel (steps due the same day
-go at once); a step is skipped for agents who ordered since (as of the start of its day), or
-are no longer subscribed (email, SMS). A step reaches the agent and leads to a click
+day buckets that one daily SimPy process sends at mid-day, one batch per channel (exact send
+times are kept in the log); a step is skipped for agents who ordered since (as the engine knows
+when the batch goes: it processes a day's visits at the day's start), or who are no longer
+subscribed (email, SMS). A step reaches the agent and leads to a click
 with chance ``click * exp(-delay / recovery_decay_days)`` (recovery decays with delay; for ads
 ``click = 1 - (1 - ad_ctr) ** impressions_per_step``). A click is a visit that restores the
 abandoned cart (its first product), and about half of such clickers buy (``clicker_conversion``;
@@ -23,6 +24,8 @@ import numpy as np
 from sim.config import SOURCES
 from sim.errors import ConfigError, check_number, check_probability
 from strategies.base import Strategy, StrategyConfig
+
+_FLUSH = 0.5  # reminders due on a day are sent in one batch at this time of the day
 
 CHANNELS = {"email": "email", "sms": "sms", "ads": "display"}
 """Reminder channel -> the traffic source of the visit a click brings."""
@@ -147,15 +150,21 @@ class Retargeting(Strategy):
             for d in np.unique(day):
                 rows = day == d
                 step = (np.full(rows.sum(), delay), agent[rows], time[rows])
-                if d <= world.now:  # due today: the day's bucket is already open
+                if d + _FLUSH <= world.now:  # the day's batch has gone: send at once
                     self._send(world, channel, *step)
                 else:
                     self.queue.setdefault((int(d), channel), []).append(step)
 
     def _daily(self, world):
-        """Send each day's due reminders, one batch per channel (a SimPy process)."""
+        """Send each day's due reminders at mid-day, one batch per channel (a SimPy process).
+
+        Mid-day: the engine processes each day's own and paid visits at the day's start, so by
+        then the day's abandonments (and orders) are known; one batch per channel and day keeps
+        the number of visit batches small.
+        """
+        yield world.env.timeout(_FLUSH)
         while world.now < world.scenario.days:
-            day = int(world.now)
+            day = int(np.floor(world.now))
             for channel in CHANNELS:
                 steps = self.queue.pop((day, channel), None)
                 if steps:
