@@ -19,9 +19,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig
 
 from experiments.cli import hydra_app
+from experiments.outputs import write_csv, write_json
 from experiments.stats import analysis as an
 from experiments.stats.metrics import Mean, Metric, Proportion, RatioOfMeans
-from experiments.stats.outputs import write_csv, write_json
 from experiments.stats.targets import SmartTarget, evaluate_target, parse_date, target_rows
 from sim.errors import ConfigError, check_choice
 

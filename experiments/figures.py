@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from experiments.outputs import atomic_write  # noqa: E402
+from experiments.outputs import write_atomic  # noqa: E402
 
 FUNNEL_STEPS = (
     ("sessions", "Sessions"),
@@ -22,7 +22,7 @@ FUNNEL_STEPS = (
 
 
 def _save(fig, path: Path) -> None:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"))
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
     plt.close(fig)
 
 

@@ -1,4 +1,4 @@
-"""Writing a run's outputs: atomically, file by file, with run.json written last.
+"""Writing outputs: atomically, file by file (run.json of a run is written last).
 
 Every file is written to a temporary name and renamed into place, so an interrupted run never
 leaves a half-written file under its final name; run.json (version, seed, config hash, start
@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -26,20 +27,38 @@ from sim.kpis import REGISTRY
 SCOPES = ("arm", "segment", "channel")
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)``, then rename ``tmp`` to ``path`` (same folder: the rename is atomic)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)``, then rename ``tmp`` onto ``path`` (same folder: the rename is atomic).
+
+    The temporary name keeps the suffix (``.name.tmp.png``) so writers that infer the format
+    from it still work; it is removed if writing fails.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
-def _clean(value: float) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+def plain(value: Any) -> Any:
+    """JSON-ready copy: numpy scalars to Python, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _records(table: pd.DataFrame) -> dict:
     return {
-        str(group): {k: _clean(float(v)) for k, v in row.items() if not math.isnan(v)}
+        str(group): {k: float(v) for k, v in row.items() if not math.isnan(v)}
         for group, row in table.iterrows()
     }
 
@@ -47,7 +66,7 @@ def _records(table: pd.DataFrame) -> dict:
 def kpi_summary(facts: Facts) -> dict:
     """kpis.json: {"total": {kpi: value}, "by_arm": {arm: {...}}, "by_segment", "by_channel"}."""
     total = kpi_table(facts, []).iloc[0]
-    out = {"total": {k: _clean(float(v)) for k, v in total.items()}}
+    out = {"total": plain({k: float(v) for k, v in total.items()})}
     for scope in SCOPES:
         out[f"by_{scope}"] = _records(kpi_table(facts, [scope]))
     return out
@@ -84,21 +103,22 @@ def config_hash(config_yaml: str) -> str:
     return hashlib.sha256(config_yaml.encode()).hexdigest()
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (NaN written as null)."""
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, allow_nan=False)))
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON (NaN and inf written as null), atomically."""
+    text = json.dumps(plain(data), indent=2, allow_nan=False) + "\n"
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_parquet(path: Path, table: pd.DataFrame | pa.Table) -> None:
+def write_parquet(path: str | Path, table: pd.DataFrame | pa.Table) -> Path:
     """Write a DataFrame or Arrow table to Parquet atomically."""
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
     # Dictionary-encode only what is categorical already: ids gain nothing from it, and
     # encoding 7 million ids is most of the writing time of a large event log.
     coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp, use_dictionary=coded))
+    return write_atomic(path, lambda tmp: pq.write_table(table, tmp, use_dictionary=coded))
 
 
-def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    """Write a CSV atomically."""
-    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
+    """Write a DataFrame as CSV without its index, atomically."""
+    return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))

@@ -18,8 +18,8 @@ from omegaconf import MISSING, DictConfig
 from tqdm import tqdm
 
 from experiments.cli import hydra_app
+from experiments.outputs import write_atomic, write_json
 from experiments.stats import power as pw
-from experiments.stats.outputs import write_atomic, write_json
 from sim.errors import ConfigError, check_choice, check_number
 
 ALTERNATIVES = ("two-sided", "larger", "smaller")

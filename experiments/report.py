@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from experiments.figures import _save  # noqa: E402
-from experiments.outputs import atomic_write  # noqa: E402
+from experiments.outputs import write_atomic  # noqa: E402
 
 
 @dataclass
@@ -144,5 +144,5 @@ def write_report(out_dir: Path, title: str, sections: list[Section]) -> None:
              "img{max-width:100%;margin:1em 0}")  # fmt: skip
     head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style>"
     page = f"<!doctype html><html><head>{head}</head><body>{''.join(body)}</body></html>"
-    atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text("\n".join(md)))
-    atomic_write(out_dir / "report.html", lambda tmp: tmp.write_text(page))
+    write_atomic(out_dir / "report.md", lambda tmp: tmp.write_text("\n".join(md)))
+    write_atomic(out_dir / "report.html", lambda tmp: tmp.write_text(page))
