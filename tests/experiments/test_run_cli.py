@@ -57,8 +57,11 @@ def test_event_log_can_be_switched_off(tmp_path):
 
 
 BAD = [  # override, the key the message must name, words of what is allowed
-    ("scenario.channels.display.budget_per_1000=-5", "scenario.channels.display.budget_per_1000",
-     ">= 0"),
+    (
+        "scenario.channels.display.budget_per_1000=-5",
+        "scenario.channels.display.budget_per_1000",
+        ">= 0",
+    ),
     ("scenario.funnel.p_cart=1.5", "scenario.funnel.p_cart", ">= 0 and <= 1"),
     ("scenario.funnel.bounce.email=-0.1", "scenario.funnel.bounce.email", ">= 0 and <= 1"),
     ("scenario.population.sise=10", "scenario.population.sise", "size"),
@@ -71,19 +74,44 @@ BAD = [  # override, the key the message must name, words of what is allowed
     ("experiment=nope", "experiment", "one of ab_test, baseline, power_sim, whatif"),
     ("seed=-1", "seed", ">= 0"),
     ("scenario.start_date=2027-02-30", "scenario.start_date", "YYYY-MM-DD"),
+    # experiments (issue 5)
+    ("target=nope", "target", "one of aov_10, none, q1_conversion, q1_sales"),
+    ("replicates=0", "replicates", "integer >= 1"),
+    ("split=1.5", "split", "> 0 and < 1"),
+    ("split=0", "split", "> 0 and < 1"),
+    ("backend=spark", "backend", "one of serial, processes, ray"),
+    ("strategy=[nope]", "strategy", "one of bundles, gamification"),
+]
+EXPERIMENT_BAD = [  # need experiment=ab_test
+    (["target=q1_sales", "scenario.days=30"], "target.deadline",
+     "a date within the horizon, 2027-01-01 to 2027-01-30"),
+    (["target=q1_sales", "target.metric=bounce_rat"], "target.metric",
+     "one of the analysis metrics"),
+    (["experiment=power_sim", "experiment.sizes=[]"], "experiment.sizes", "non-empty list"),
+    (["strategy=[bundles]", "strategy.bundles.discount=1.0"], "strategy.bundles.discount",
+     "< 1"),
+    (["strategy=[retargeting]", "strategy.retargeting.arms=[treatment,nope]"],
+     "strategy.retargeting.arms", "one of control, treatment"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("override", "key", "allowed"), BAD, ids=[b[0] for b in BAD])
-def test_bad_input_gives_one_line_and_exit_2(tmp_path, override, key, allowed):
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, override, key, allowed, extra=()):
     out = tmp_path / "out"
-    proc = run_cli(override, f"hydra.run.dir={out}")
+    proc = run_cli(override, *extra, f"hydra.run.dir={out}")
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert key in lines[0] and allowed in lines[0], lines[0]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert not out.exists()  # nothing that looks like a result
+
+
+@pytest.mark.parametrize(("overrides", "key", "allowed"), EXPERIMENT_BAD,
+                         ids=[b[1] for b in EXPERIMENT_BAD])  # fmt: skip
+def test_bad_experiment_input_gives_one_line_and_exit_2(tmp_path, overrides, key, allowed):
+    test_bad_input_gives_one_line_and_exit_2(tmp_path, "experiment=ab_test", key, allowed,
+                                             extra=overrides)  # fmt: skip
 
 
 def test_missing_field_in_a_scenario_file(tmp_path):
