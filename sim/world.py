@@ -97,6 +97,8 @@ class World:
             np.zeros(len(self.arm_names), np.int64) if groups == 1 else np.arange(groups)
         )
         self.strategies = list(strategies)
+        self._arm_masks: dict[int, np.ndarray] = {}
+        self._arm_agents: dict[int, np.ndarray] = {}
         self.ledger = Ledger()
         self.log = EventLog(events)
         self._tables()
@@ -182,8 +184,16 @@ class World:
             if len(sel):
                 s.on_cart(self, visits, basket, sel)
 
+    def _members(self, strategy: Hooks) -> np.ndarray:
+        """Per-agent mask of the strategy's arms (arms are fixed, so computed once)."""
+        mask = self._arm_masks.get(id(strategy))
+        if mask is None:
+            mask = np.isin(self.pop.arm, strategy.arms)
+            self._arm_masks[id(strategy)] = mask
+        return mask
+
     def _select(self, strategy: Hooks, agent: np.ndarray, extra=None) -> np.ndarray:
-        mask = np.isin(self.pop.arm[agent], strategy.arms)
+        mask = self._members(strategy)[agent]
         if extra is not None:
             mask &= extra
         return np.flatnonzero(mask)
@@ -350,7 +360,9 @@ class World:
 
     def _day_start(self, day: int) -> None:
         for s in self.strategies:
-            agents = np.flatnonzero(np.isin(self.pop.arm, s.arms)) if s.arms else np.empty(0, int)
+            if id(s) not in self._arm_agents:
+                self._arm_agents[id(s)] = np.flatnonzero(self._members(s))
+            agents = self._arm_agents[id(s)]
             if len(agents):
                 s.on_day_start(self, day, agents)
         if self._progress is not None:

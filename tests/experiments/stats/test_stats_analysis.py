@@ -223,3 +223,13 @@ def test_bad_metric_options_are_errors():
         Proportion(name="x", column="converted", ni_margin=0)
     with pytest.raises(ConfigError, match="unique names"):
         Analysis(METRICS + METRICS[:1], control="A")
+
+
+def test_holm_written_out_equals_statsmodels():
+    from experiments.stats.analysis import adjust_p_values
+
+    rng = np.random.default_rng(3)
+    for p in (rng.uniform(size=12), np.array([0.01, 0.01, 0.04, 0.2, 0.2, 0.9]), rng.uniform(
+            0, 0.02, 5)):  # fmt: skip
+        expected = multipletests(p, method="holm")[1]
+        assert adjust_p_values(p, "holm") == pytest.approx(expected, abs=1e-15)
