@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import paired_lift, per_user
+from strategy_helpers import paired_lift, per_user
 
 SIZE = 100_000
 Z = 3.0  # standard errors from zero for "outside Monte Carlo noise"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from conftest import SEED, make_scenario, paired_lift, per_user
+from strategy_helpers import SEED, make_scenario, paired_lift, per_user
 
 from sim.errors import ConfigError, check_number
 from sim.world import World

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SEED, make_scenario
+from strategy_helpers import SEED, make_scenario
 
 from sim.aggregate import facts_of, kpi_table
 from sim.world import World

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from conftest import paired_lift, per_user
+from strategy_helpers import paired_lift, per_user
 
 Z = 3.0  # standard errors from zero for "outside Monte Carlo noise"
 ARMS = ("control", "treatment")
