@@ -8,8 +8,10 @@ Processes (each wakes once a day, or once per cohort for follow-ups):
   direct; an unaware agent's first one is its discovery by organic search), thinned by the
   weekday cycle;
 - ``email`` and ``sms``: campaigns on a calendar: sends, opens, clicks -> visits, unsubscribes;
-- ``delivery``: one process per day's orders: delivery -> satisfaction -> survey and review,
-  which feed back into the catalog's ratings.
+- ``delivery``: the day's deliveries -> satisfaction -> survey and review, which feed back
+  into the catalog's ratings;
+- ``visits``: last each day, every visit the mechanisms queued that day (each at its exact
+  time) goes through the funnel as one batch.
 
 No mechanism loops over agents; the count of SimPy events grows with mechanisms x days.
 """
@@ -111,6 +113,7 @@ class World:
         self.audience_share: dict = {}
         self.window_impressions = dict.fromkeys(PAID_CHANNELS, 0.0)
         self.deliveries: dict[int, list] = {}
+        self._queued: list[tuple] = []
         self._schedule_first_visits()
         for s in self.strategies:
             s.setup(self)
@@ -219,11 +222,27 @@ class World:
 
     def _later(self, day, agent, time, channel, recovered):
         yield self.env.timeout(max(day - self.env.now, 0))
-        order = np.argsort(time, kind="stable")
         code = np.full(len(agent), channel, dtype=np.int8)
-        self.funnel.run(
-            agent[order], time[order], code, None if recovered is None else recovered[order]
-        )
+        self.queue_visits(agent, time, code, recovered)
+
+    def queue_visits(self, agent, time, channel, recovered=None) -> None:
+        """Add visits to the day's batch; the last process of each day runs them together."""
+        if len(agent):
+            rec = np.zeros(len(agent), bool) if recovered is None else np.asarray(recovered, bool)
+            self._queued.append((agent, time, channel, rec))
+
+    def _run_queued(self, day: int) -> None:
+        """Daily step, last of the day: every visit of the day through the funnel, by time.
+
+        One batch a day keeps the SimPy and numpy overhead per day fixed whatever the number
+        of mechanisms; shared state (reviews, stock of points) is updated between days.
+        """
+        if not self._queued:
+            return
+        agent, time, channel, rec = (np.concatenate(c) for c in zip(*self._queued, strict=True))
+        self._queued = []
+        order = np.argsort(time, kind="stable")
+        self.funnel.run(agent[order], time[order], channel[order], rec[order])
 
     # -- recording --------------------------------------------------------------------------
     def record_visits(self, v, b: Basket, bounced, pages, has_cart, began, bought, value, quiz):
@@ -315,7 +334,9 @@ class World:
         delay = self.scenario.aftermath.delivery_days * rng.exponential(
             key, carts.agent, carts.order_id
         )
-        when = carts.time + 1.0 + delay  # from the next day on: that day's bucket is still open
+        # From the day after the one being processed on: that day's bucket is still open.
+        first = np.floor(self.env.now) + 1
+        when = np.maximum(carts.time + 1.0 + delay, first)
         day = np.floor(when).astype(np.int64)
         for d in np.unique(day):
             r = day == d
@@ -384,8 +405,7 @@ class World:
             rng.uniform(key, agent, k * 4 + 2) < self.scenario.traffic.organic_share
         )
         channel = np.where(organic, CH["organic_search"], CH["direct"]).astype(np.int8)
-        order = np.argsort(time, kind="stable")
-        self.funnel.run(agent[order], time[order], channel[order])
+        self.queue_visits(agent, time, channel)
 
     def _paid(self, name: str, audience: np.ndarray):
         """Daily step of a paid channel over a fixed audience.
@@ -429,9 +449,7 @@ class World:
             if day >= 0:
                 self.window_impressions[name] += impressions
             time = day + g.random(len(clicked))
-            order = np.argsort(time, kind="stable")
-            channel = np.full(len(clicked), code, dtype=np.int8)
-            self.funnel.run(clicked[order], time[order], channel)
+            self.queue_visits(clicked, time, np.full(len(clicked), code, dtype=np.int8))
 
         return step
 
@@ -485,9 +503,8 @@ class World:
                 self.log.add("email_open", t_open[opened], agent[opened], channel=CH[kind])
             self.log.add(f"{kind}_click", t_click[clicked], agent[clicked], channel=CH[kind])
             self.log.add("unsubscribe", msg.time[unsub], agent[unsub], channel=CH[kind])
-        order = np.argsort(t_click[clicked], kind="stable")
         code = np.full(int(clicked.sum()), CH[kind], dtype=np.int8)
-        self.funnel.run(agent[clicked][order], t_click[clicked][order], code)
+        self.queue_visits(agent[clicked], t_click[clicked], code)
 
     def _tally_messages(self, day: int, agent: np.ndarray, kind: int, mask: np.ndarray) -> None:
         n_seg = len(self.pop.segment_names)
@@ -514,6 +531,7 @@ class World:
         env.process(self._daily("email", self._campaign("email")))
         env.process(self._daily("sms", self._campaign("sms")))
         env.process(self._daily("delivery", self._deliver))
+        env.process(self._daily("visits", self._run_queued))  # last: the day's visits
         env.run(until=self.scenario.days)
         from sim.tables import build_results  # local: tables imports world's Results
 
