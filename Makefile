@@ -24,13 +24,14 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# pytest exit 5 ("no tests collected") is a failure here, never a pass.
+# The whole suite and the notebooks (nbmake); pytest exit 5 ("no tests collected") fails.
 test: lint
-	$(BIN)/python -m pytest -q -n 2 ; rc=$$?; \
+	$(BIN)/python -m pytest -q -n 2 tests notebooks --nbmake ; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_power_sim.py
 
 clean:
 	rm -rf $(VENV) outputs multirun
