@@ -136,11 +136,13 @@ def versus_truth(outcome: Outcome) -> pd.DataFrame:
     return t
 
 
-def sequential(design: Design, users: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Day-by-day looks at one metric (naive peek, O'Brien-Fleming, mSPRT)."""
-    exposure = users["first_exposure_day"].to_numpy(dtype=float)
-    first = int(np.nanmin(exposure)) if np.isfinite(exposure).any() else 0
-    days = range(max(first, 6), design.scenario.days)  # a week of data before the first look
+def sequential(design: Design, users: pd.DataFrame, metric: str, every: int = 7) -> pd.DataFrame:
+    """Looks at one metric every ``every`` days and at the horizon (naive, O'Brien-Fleming, mSPRT).
+
+    The first look comes after a week of data; the last is the horizon's last day.
+    """
+    last = design.scenario.days - 1
+    days = sorted({*range(min(6, last), last, every), last})
     return sequential_looks(design.analysis, users, metric, days)
 
 

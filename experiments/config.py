@@ -33,6 +33,7 @@ class ExperimentConfig:
     correction: str = "holm"
     population: str = "exposed"  # exposed users (DESIGN.md) or all (intention to treat)
     sequential_metric: str | None = None  # default: the target's metric, else the first
+    look_every: int = 7  # days between sequential looks (O'Brien-Fleming bounds cost grows fast)
 
 
 @dataclass
@@ -79,6 +80,7 @@ def validate_run(cfg: DictConfig) -> None:
     scenario = scenario_of(cfg)
     name = cfg.experiment.name  # no strategy is allowed: a what-if of nothing, an A/A test
     worlds.check_strategies(cfg.strategy, worlds.AB_ARMS if name != "whatif" else ("all",))
+    check_number(cfg.experiment.look_every, "experiment.look_every", ge=1, integer=True)
     if name in ("ab_test", "power_sim"):
         analysis = abtest.analysis_of(cfg, cfg.split)
         abtest.target_of(cfg, analysis, scenario)

@@ -199,7 +199,7 @@ def _ab_test(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     metric = cfg.experiment.sequential_metric or (
         design.target.metric if design.target else design.analysis.metrics[0].name
     )
-    seq = abtest.sequential(design, results.users, metric)
+    seq = abtest.sequential(design, results.users, metric, cfg.experiment.look_every)
     outputs.write_csv(out_dir / "sequential.csv", seq)
     funnel_figure(results.sessions, out_dir / "funnel.png")
     kpis_over_time_figure(daily, out_dir / "kpis_over_time.png")
