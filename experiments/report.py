@@ -119,7 +119,7 @@ def _cell(value) -> str:
     if isinstance(value, float | np.floating):
         if np.isnan(value):
             return "-"
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)
 
 
