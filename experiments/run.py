@@ -102,23 +102,22 @@ def compute(cfg: DictConfig) -> Outcome:
     return Outcome(results, outputs.kpi_summary(facts), outputs.daily_table(facts, scenario.start))
 
 
-def write(cfg: DictConfig, outcome: Outcome, out_dir: Path, started: str) -> None:
-    """Write every output of a run into ``out_dir``; run.json last, as the completion mark."""
-    results = outcome.results
+def write_tables(out_dir: Path, results: Results, summary: dict, daily: pd.DataFrame) -> None:
+    """A world's tables and figures: kpis.json, daily.csv, users/events.parquet, two PNGs."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs.write_json(out_dir / "kpis.json", outcome.summary)
-    outputs.write_csv(out_dir / "daily.csv", outcome.daily)
+    outputs.write_json(out_dir / "kpis.json", summary)
+    outputs.write_csv(out_dir / "daily.csv", daily)
     outputs.write_parquet(out_dir / "users.parquet", results.users)
     if results.events is not None:
         outputs.write_parquet(out_dir / "events.parquet", results.events)
     funnel_figure(results.sessions, out_dir / "funnel.png")
-    kpis_over_time_figure(outcome.daily, out_dir / "kpis_over_time.png")
-    resolved = OmegaConf.to_yaml(cfg, resolve=True)
-    outputs.write_json(out_dir / "run.json", {
-        "package": "funnelsim", "version": outputs.package_version(), "seed": int(cfg.seed),
-        "experiment": cfg.experiment.name, "config_hash": outputs.config_hash(resolved),
-        "start_time": started, "end_time": dt.datetime.now(dt.UTC).isoformat(),
-    })  # fmt: skip
+    kpis_over_time_figure(daily, out_dir / "kpis_over_time.png")
+
+
+def write(cfg: DictConfig, outcome: Outcome, out_dir: Path, started: str) -> None:
+    """Write every output of a run into ``out_dir``; run.json last, as the completion mark."""
+    write_tables(out_dir, outcome.results, outcome.summary, outcome.daily)
+    _run_json(cfg, out_dir, started)
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
@@ -182,12 +181,8 @@ def _ab_test(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     summary = outputs.kpi_summary(facts)
     daily = outputs.daily_table(facts, scenario.start)
     by_arm = pd.DataFrame(summary["by_arm"]).reindex(list(REGISTRY)).rename_axis("kpi")
-    outputs.write_json(out_dir / "kpis.json", summary)
+    write_tables(out_dir, results, summary, daily)
     outputs.write_csv(out_dir / "kpis_by_arm.csv", by_arm.reset_index())
-    outputs.write_csv(out_dir / "daily.csv", daily)
-    outputs.write_parquet(out_dir / "users.parquet", results.users)
-    if results.events is not None:
-        outputs.write_parquet(out_dir / "events.parquet", results.events)
     table = abtest.versus_truth(outcome)
     outputs.write_csv(out_dir / "ab_results.csv", outcome.analysis.table)
     outputs.write_json(out_dir / "srm.json", outcome.analysis.srm._asdict())
@@ -201,8 +196,6 @@ def _ab_test(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     )
     seq = abtest.sequential(design, results.users, metric, cfg.experiment.look_every)
     outputs.write_csv(out_dir / "sequential.csv", seq)
-    funnel_figure(results.sessions, out_dir / "funnel.png")
-    kpis_over_time_figure(daily, out_dir / "kpis_over_time.png")
     report.lift_figure(table, out_dir / "lift.png", design.target)
     report.sequential_figure(seq, metric, scenario.start, out_dir / "sequential.png")
     reps = None
