@@ -2,17 +2,18 @@
 
 When a cart is abandoned (``on_abandon``) the agent enters a reminder flow, unless it entered
 one less than ``cap_days`` ago (the frequency cap). The flow's steps (channel, delay) go into
-day buckets that one daily SimPy process sends at mid-day, one batch per channel (exact send
-times are kept in the log); a step is skipped for agents who ordered since (as the engine knows
-when the batch goes: it processes a day's visits at the day's start), or who are no longer
-subscribed (email, SMS). A step reaches the agent and leads to a click
-with chance ``click * exp(-delay / recovery_decay_days)`` (recovery decays with delay; for ads
-``click = 1 - (1 - ad_ctr) ** impressions_per_step``). A click is a visit that restores the
-abandoned cart (its first product), and about half of such clickers buy (``clicker_conversion``;
-Omnisend: about 1 in 2 clickers convert). Each email or SMS costs its price, ads their CPM, and
-each message risks an unsubscribe that grows with the reminders already received
-(``unsubscribe * (1 + fatigue * sent_before)``). Orders from restored carts are logged as
-``cart_recovered`` (Klaviyo: abandoned-cart flows make about 4% of revenue).
+day buckets that one daily SimPy process sends at the day's start, one batch per channel. The
+log keeps the exact send times; a reminder due on the day of the abandonment goes out with the
+next day's batch, as the engine runs each day's visits as one batch at the day's end. A step is
+skipped for agents who ordered since, or who are no longer subscribed (email, SMS).
+
+A step leads to a click with chance ``click * exp(-delay / recovery_decay_days)`` (recovery
+decays with delay; for ads ``click = 1 - (1 - ad_ctr) ** impressions_per_step``). A click is a
+visit that restores the abandoned cart (its first product), and about half of such clickers
+buy (``clicker_conversion``; Omnisend: about 1 in 2 clickers convert). Each email or SMS costs
+its price, ads their CPM, and each message risks an unsubscribe that grows with the reminders
+already received (``unsubscribe * (1 + fatigue * sent_before)``). Orders from restored carts
+are logged as ``cart_recovered`` (Klaviyo: abandoned-cart flows make about 4% of revenue).
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ import numpy as np
 from sim.config import SOURCES
 from sim.errors import ConfigError, check_number, check_probability
 from strategies.base import Strategy, StrategyConfig
-
-_FLUSH = 0.5  # reminders due on a day are sent in one batch at this time of the day
 
 CHANNELS = {"email": "email", "sms": "sms", "ads": "display"}
 """Reminder channel -> the traffic source of the visit a click brings."""
@@ -150,19 +149,17 @@ class Retargeting(Strategy):
             for d in np.unique(day):
                 rows = day == d
                 step = (np.full(rows.sum(), delay), agent[rows], time[rows])
-                if d + _FLUSH <= world.now:  # the day's batch has gone: send at once
-                    self._send(world, channel, *step)
-                else:
-                    self.queue.setdefault((int(d), channel), []).append(step)
+                # Due today: the day's visits are being processed, so send at the next day's
+                # start (with the exact send times), its clicks join the next day's visits.
+                day_sent = int(max(d, np.floor(world.now) + 1))
+                self.queue.setdefault((day_sent, channel), []).append(step)
 
     def _daily(self, world):
-        """Send each day's due reminders at mid-day, one batch per channel (a SimPy process).
+        """Send each day's due reminders, one batch per channel (a SimPy process).
 
-        Mid-day: the engine processes each day's own and paid visits at the day's start, so by
-        then the day's abandonments (and orders) are known; one batch per channel and day keeps
-        the number of visit batches small.
+        It runs at the start of each day, before the engine's batch of the day's visits (which
+        comes last), so the clicks join that batch.
         """
-        yield world.env.timeout(_FLUSH)
         while world.now < world.scenario.days:
             day = int(np.floor(world.now))
             for channel in CHANNELS:

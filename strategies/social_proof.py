@@ -2,21 +2,24 @@
 
 At ``on_view`` a viewed product's add-to-cart chance is multiplied by::
 
-    m = no_review_factor * (1 + r * L(price) * s(n) / s(5) * q(rating))
+    m = (1 + well_reviewed_lift) * (1 + r * L * s(n) / s(5) * q) / (1 + L * s(N) / s(5))
     s(n) = 1 - exp(-n / saturation_reviews)          # saturates: most of it in 5-10 reviews
-    L(price) = lift_at_5_reviews * (price / price_reference) ** price_exponent
-    q(rating) = clip((rating - rating_floor) / (rating_reference - rating_floor), 0, max_quality)
+    L = lift_at_5_reviews * (price / price_reference) ** price_exponent
+    q = clip((rating - rating_floor) / (rating_reference - rating_floor), 0, max_quality)
 
 with ``n`` and ``rating`` the product's reviews in the shopper's review group (one group when the
-arms share one catalog, ``scenario.catalog.shared_reviews``; else one per arm) and ``r`` the
-shopper's social-proof responsiveness (mean 1). So for a mean shopper, 5 good reviews make a
-product ``1 + lift_at_5_reviews`` times as likely to go to the cart as none; as carts of cheap
-items are often already near certain, and a fuller cart checks out a little less often, orders
-rise less: the default 3.7 makes orders per session rise by about 270% when every product goes
-from 0 to 5 reviews (Spiegel 2017: +270%; +190% cheap, +380% expensive items, hence
-``price_exponent``). A product with no reviews shown sells below the plain store's rate
-(``no_review_factor``), where the plain store shows none; that factor sets the store-wide
-effect (about +8% conversion on the default store, more on a store with many reviews).
+arms share one catalog, ``scenario.catalog.shared_reviews``; else one per arm), ``r`` the
+shopper's social-proof responsiveness (mean 1) and ``N = well_reviewed_count``. So:
+
+- for a mean shopper, 5 good reviews make a product ``1 + L`` times as likely to go to the cart
+  as none, more so for dear items (Spiegel 2017: +270%; +190% cheap, +380% expensive, hence
+  ``price_exponent``). Carts of cheap items are often near certain already, and a fuller cart
+  checks out a little less often, so orders rise less: the default 4.3 makes orders per session
+  rise by about 270% when every product goes from 0 to 5 reviews;
+- a well-reviewed product (``N`` reviews at the reference rating) sells ``well_reviewed_lift``
+  better than in the plain store, which shows no reviews, whatever its price; one with few or
+  poor reviews sells worse. This sets the store-wide effect without shifting sales to dear items.
+
 Reviews come from real purchases: after each order the buyer is asked for a review, which
 raises the review chance by ``review_request_lift`` at ``cost_per_request``. More sales -> more
 reviews -> more sales: the effect feeds on itself and grows over time.
@@ -42,8 +45,10 @@ class SocialProofConfig(StrategyConfig):
         price_exponent: Growth of that lift with price (Spiegel: +190% cheap, +380% expensive).
         saturation_reviews: e-folding review count of the effect (Spiegel: nearly all of it
             within 5-10 reviews; 1 - exp(-10 / 2.5) = 98%).
-        no_review_factor: Add-to-cart chance of a product with no reviews shown, relative to the
-            plain store (assumption, sets the store-wide effect: about +8% conversion).
+        well_reviewed_lift: Add-to-cart lift of a well-reviewed product over the plain store
+            (assumption; sets the store-wide effect).
+        well_reviewed_count: Review count of a well-reviewed product (Spiegel: the effect is
+            nearly complete by 10).
         rating_floor: Mean rating at or below which reviews add nothing (assumption).
         rating_reference: Rating at which the lift is as stated (the catalog's mean, 4.2).
         max_quality: Cap on the rating factor q.
@@ -54,10 +59,11 @@ class SocialProofConfig(StrategyConfig):
     """
 
     name: str = "social_proof"
-    lift_at_5_reviews: float = 3.7
+    lift_at_5_reviews: float = 4.3
     price_exponent: float = 0.3
     saturation_reviews: float = 2.5
-    no_review_factor: float = 0.27
+    well_reviewed_lift: float = 0.30
+    well_reviewed_count: float = 10.0
     rating_floor: float = 3.0
     rating_reference: float = 4.2
     max_quality: float = 1.5
@@ -72,7 +78,8 @@ class SocialProofConfig(StrategyConfig):
                            "review_request_lift", "cost_per_request", "rating_floor"):  # fmt: skip
             check_number(getattr(self, field_name), f"{key}.{field_name}", ge=0)
         check_number(self.saturation_reviews, f"{key}.saturation_reviews", gt=0)
-        check_number(self.no_review_factor, f"{key}.no_review_factor", gt=0)
+        check_number(self.well_reviewed_lift, f"{key}.well_reviewed_lift", gt=-1)
+        check_number(self.well_reviewed_count, f"{key}.well_reviewed_count", ge=0)
         check_number(self.rating_reference, f"{key}.rating_reference", gt=self.rating_floor)
 
 
@@ -89,13 +96,15 @@ class SocialProof(Strategy):
         group = world.review_group[world.pop.arm[agent]]
         n = cat.reviews[group, product]
         rating = cat.rating(group, product)
-        s = -np.expm1(-n / c.saturation_reviews) / -np.expm1(-5.0 / c.saturation_reviews)
+        s5 = -np.expm1(-5.0 / c.saturation_reviews)
+        s = -np.expm1(-n / c.saturation_reviews) / s5
+        s_well = -np.expm1(-c.well_reviewed_count / c.saturation_reviews) / s5
         q = np.clip((rating - c.rating_floor) / (c.rating_reference - c.rating_floor), 0, None)
         q = np.minimum(q, c.max_quality)
         ref = world.scenario.funnel.price_reference
         lift = c.lift_at_5_reviews * (cat.price[product] / ref) ** c.price_exponent
         resp = self.responsiveness(world, agent)
-        return c.no_review_factor * (1 + resp * lift * s * q)
+        return (1 + c.well_reviewed_lift) * (1 + resp * lift * s * q) / (1 + lift * s_well)
 
     def on_view(self, world, visits, sel) -> None:
         """Scale each viewed product's add-to-cart chance by its social proof."""

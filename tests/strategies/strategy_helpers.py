@@ -40,7 +40,7 @@ class Store:
 
     def world(self, size=20_000, seed=SEED, specs=(), arm_names=("control",), split=None,
               events=False, **overrides) -> World:  # fmt: skip
-        """An unrun world; ``split`` = share of agents in arm 1 (by agent id parity if 0.5)."""
+        """An unrun world; ``split`` (any value but None) alternates agents over arms 0 and 1."""
         scenario = make_scenario(size, **overrides)
         arm = None
         if split is not None:

@@ -61,16 +61,17 @@ def _multiplier(world, strategy, reviews, rating=4.2, product=0):
 
 def test_social_proof_saturates_within_5_to_10_reviews(store):
     world, sp = _world(store, "social_proof")
+    world.pop.responsiveness[7, 1] = 1.0  # a mean shopper
     m = [_multiplier(world, sp, n) for n in range(0, 21)]
     assert np.all(np.diff(m) > 0)  # more reviews, more proof...
     assert m[10] - m[5] < 0.15 * (m[5] - m[0])  # ...but nearly all of it by 5-10 (Spiegel)
-    assert m[0] == pytest.approx(sp.config.no_review_factor)
+    assert m[10] == pytest.approx(1 + sp.config.well_reviewed_lift)  # 10 reviews at 4.2 stars
 
 
 def test_social_proof_falls_with_poor_ratings(store):
     world, sp = _world(store, "social_proof")
     by_rating = [_multiplier(world, sp, 8, rating) for rating in (2.5, 3.0, 3.6, 4.2, 4.8)]
-    assert by_rating[0] == by_rating[1] == pytest.approx(sp.config.no_review_factor)
+    assert by_rating[0] == by_rating[1] == pytest.approx(_multiplier(world, sp, 0))
     assert np.all(np.diff(by_rating[1:]) > 0)
 
 

@@ -55,17 +55,19 @@ def test_effect_grows_as_reviews_accumulate(store):
     assert late - early > Z * np.hypot(early_se, late_se), (early, late, early_se, late_se)
 
 
-def _spillover(store, shared: bool):
-    """Control arm per-user sums, with the treatment plain (A) and with social proof (B).
+def _spillover(store, shared: bool, size: int):
+    """Both worlds' results, with the treatment plain (A) and with social proof (B).
 
     Both arms show the store's reviews (social proof on the control in both worlds: spill-over
     needs control shoppers who read reviews). In B the treatment arm also gets social proof
-    with insistent review requests, so its shoppers buy more and write more reviews.
+    with insistent review requests (an incentive: 8 times the review chance), so its shoppers
+    buy more and write many more reviews. A young store (2 reviews per product on average)
+    makes the new reviews count.
     """
-    scenario = {"catalog.initial_reviews": 3.0, "catalog.shared_reviews": shared}
+    scenario = {"catalog.initial_reviews": 2.0, "catalog.shared_reviews": shared}
     control = {"name": "social_proof", "arms": ["control"]}
-    treatment = {"name": "social_proof", "arms": ["treatment"], "review_request_lift": 4.0}
-    run = dict(size=500_000, arm_names=ARMS, split=0.5, **scenario)
+    treatment = {"name": "social_proof", "arms": ["treatment"], "review_request_lift": 8.0}
+    run = dict(size=size, arm_names=ARMS, split=0.5, **scenario)
     a, _ = store.run(specs=[control], **run)
     b, _ = store.run(specs=[control, treatment], **run)
     in_control = (a.users["arm"] == "control").to_numpy()
@@ -73,7 +75,7 @@ def _spillover(store, shared: bool):
 
 
 def test_shared_catalog_leaks_into_the_control_arm(store):
-    a, b, in_control = _spillover(store, shared=True)
+    a, b, in_control = _spillover(store, shared=True, size=500_000)
     ua, ub = per_user(a), per_user(b)
     treated, treated_se = paired_lift(ub[~in_control], ua[~in_control], "orders", "sessions")
     leak, leak_se = paired_lift(ub[in_control], ua[in_control], "orders", "sessions")
@@ -83,6 +85,6 @@ def test_shared_catalog_leaks_into_the_control_arm(store):
 
 def test_separate_catalogs_do_not_leak(store):
     """Per-arm reviews: the control arm is bit-identical whatever the treatment does."""
-    a, b, in_control = _spillover(store, shared=False)
+    a, b, in_control = _spillover(store, shared=False, size=100_000)
     pd.testing.assert_frame_equal(a.users[in_control], b.users[in_control], check_exact=True)
     assert not a.users[~in_control].equals(b.users[~in_control])
