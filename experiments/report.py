@@ -96,6 +96,9 @@ def power_figure(table: pd.DataFrame, path: Path, target_power: float = 0.8) -> 
         ax.axhline(target_power, color="grey", lw=1)
         ax.set_ylim(0, 1.02)
         ax.set_xscale("log")
+        ax.set_xticks(t["size"].to_numpy())
+        ax.set_xticklabels([f"{v:,.0f}" for v in t["size"]], fontsize=8)
+        ax.minorticks_off()
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel("agents in the world")
     for ax in axes.flat[len(metrics) :]:
