@@ -138,6 +138,8 @@ def test_bundles_more_items_higher_aov_lower_margin_per_item(store):
     k, k0 = _kpis(store, "bundles")
     for kpi, sign in (("items_per_order", 1), ("aov", 1), ("margin_per_item", -1)):
         assert sign * (k[kpi] - k0[kpi]) > 0, kpi
+    # The cost of bundles is the discount: out of the margin, shown in the orders table.
+    assert with_.orders.loc[with_.orders["time"] >= 0, "discount"].sum() > 0
 
 
 @pytest.mark.parametrize("name", ["personalization", "social_proof", "gamification", "retargeting"])
