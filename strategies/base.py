@@ -71,10 +71,16 @@ class Strategy(Hooks):
         self.config = config
         self.key = np.uint64(0)
         self._agents_by_arm: np.ndarray | None = None
+        self._responsiveness: np.ndarray | None = None
 
     def setup(self, world) -> None:
-        """Take the strategy's keyed-draw stream (allocate per-agent state in subclasses)."""
+        """Take the strategy's keyed-draw stream (allocate per-agent state in subclasses).
+
+        Called by each world the strategy is built into; build one strategy object per world
+        (``build_strategies`` is cheap), as the per-agent state lives on the object.
+        """
         self.key = world.keyed(f"strategy.{self.name}")
+        self._agents_by_arm = None
         self._responsiveness = None
 
     # -- helpers ------------------------------------------------------------------------------
@@ -97,10 +103,17 @@ class Strategy(Hooks):
         )
 
     def responsiveness(self, world, agent: np.ndarray) -> np.ndarray:
-        """How much the strategy moves each agent (mean 1), from the population's traits."""
+        """How much the strategy moves each agent (mean 1), from the population's traits.
+
+        The population draws one column per strategy of ``sim.population.STRATEGY_NAMES``; a
+        strategy of another name (your own) gets 1 for everyone.
+        """
         if self._responsiveness is None:  # one contiguous column, taken once
-            column = STRATEGY_NAMES.index(self.name)
-            self._responsiveness = world.pop.responsiveness[:, column].astype(float)
+            if self.name in STRATEGY_NAMES:
+                column = world.pop.responsiveness[:, STRATEGY_NAMES.index(self.name)]
+                self._responsiveness = column.astype(float)
+            else:
+                self._responsiveness = np.ones(world.pop.size)
         return self._responsiveness[agent]
 
     # -- hooks --------------------------------------------------------------------------------
