@@ -112,7 +112,7 @@ def _lift_from_effect(design: Design, effect: float) -> float:
 def n_control(design: Design, mde_abs: float, power: float) -> float:
     """Users in the control arm (fractional) to reach ``power`` for lift ``mde_abs``."""
     check_number(power, "power", gt=0, lt=1)
-    return float(
+    return _scalar(
         _solver(design).solve_power(
             effect_size=effect_size(design, mde_abs), nobs1=None, alpha=design.alpha,
             power=power, ratio=design.allocation_ratio, alternative=_sm_alternative(design),
@@ -139,7 +139,12 @@ def minimum_detectable_effect(design: Design, n_control: float, power: float) ->
         effect_size=None, nobs1=n_control, alpha=design.alpha, power=power,
         ratio=design.allocation_ratio, alternative=_sm_alternative(design),
     )  # fmt: skip
-    return _lift_from_effect(design, float(effect))
+    return _lift_from_effect(design, _scalar(effect))
+
+
+def _scalar(value) -> float:
+    """statsmodels' solve_power returns a scalar or, at times, a 1-element array."""
+    return float(np.ravel(value)[0])
 
 
 def mde_from_se(se: float, alpha: float, power: float, alternative: str = "two-sided") -> float:

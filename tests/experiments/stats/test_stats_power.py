@@ -168,3 +168,13 @@ def test_mean_and_ratio_need_a_positive_sd():
         n_control(Design("mean", 10.0), 1.0, 0.8)
     with pytest.raises(ConfigError, match="sd: must be a number > 0"):
         n_control(Design("ratio", 10.0, sd=-1.0), 1.0, 0.8)
+
+
+def test_mde_for_means_over_many_sizes_is_a_number():
+    """statsmodels' solve_power at times returns a 1-element array (seen at n=1825, sd/mean 7)."""
+    from experiments.stats.power import Design, minimum_detectable_effect
+
+    design = Design("mean", 1.0, sd=7.0)
+    values = [minimum_detectable_effect(design, n, 0.8) for n in range(1800, 1850)]
+    assert all(isinstance(v, float) and v > 0 for v in values)
+    assert values == sorted(values, reverse=True)  # more users, smaller MDE
