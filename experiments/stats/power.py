@@ -143,7 +143,7 @@ def minimum_detectable_effect(design: Design, n_control: float, power: float) ->
 
 
 def _scalar(value) -> float:
-    """statsmodels' solve_power returns a scalar or, at times, a 1-element array."""
+    """A float from solve_power's result (a scalar or, at times, a 1-element array)."""
     return float(np.ravel(value)[0])
 
 
