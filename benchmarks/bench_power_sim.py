@@ -48,8 +48,10 @@ def main() -> None:
                              "workers": args.workers}))  # fmt: skip
     print(table[["metric", "power", "power_ci_low", "power_ci_high", "analytic_power"]]
           .to_string(index=False))  # fmt: skip
-    print(f"wall {wall:.1f} s, {args.replicates / wall:.2f} replicates/s, "
-          f"{wall / args.replicates * 1000:.0f} ms per replicate")
+    print(
+        f"wall {wall:.1f} s, {args.replicates / wall:.2f} replicates/s, "
+        f"{wall / args.replicates * 1000:.0f} ms per replicate"
+    )
 
 
 if __name__ == "__main__":
