@@ -79,7 +79,8 @@ def validate_run(cfg: DictConfig) -> None:
     check_number(cfg.split, "split", gt=0, lt=1)
     scenario = scenario_of(cfg)
     name = cfg.experiment.name  # no strategy is allowed: a what-if of nothing, an A/A test
-    worlds.check_strategies(cfg.strategy, worlds.AB_ARMS if name != "whatif" else ("all",))
+    arms = {"whatif": ("all",), "baseline": ("control",)}.get(name, worlds.AB_ARMS)
+    worlds.check_strategies(cfg.strategy, arms)
     check_number(cfg.experiment.look_every, "experiment.look_every", ge=1, integer=True)
     if name in ("ab_test", "power_sim"):
         analysis = abtest.analysis_of(cfg, cfg.split)

@@ -16,7 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from experiments import abtest, outputs, power_sim, report, whatif
+from experiments import abtest, outputs, power_sim, report, whatif, worlds
 from experiments import config as config_mod
 from experiments.cli import hydra_app
 from experiments.figures import funnel_figure, kpis_over_time_figure
@@ -33,13 +33,17 @@ from sim.aggregate import facts_of
 from sim.config import Scenario
 from sim.kpis import REGISTRY
 from sim.world import Results, World
+from strategies import build_strategies
 
 STAGES = ("awareness", "interest", "decision", "action")
 
 
-def simulate(scenario: Scenario, seed: int, events: bool = True, progress: bool = False) -> Results:
-    """Run the plain store once and return its tables."""
-    world = World(scenario, seed, events=events)
+def simulate(
+    scenario: Scenario, seed: int, events: bool = True, progress: bool = False, strategy=None
+) -> Results:
+    """Run the store once (with the config's strategies on its one arm) and return its tables."""
+    hooks = build_strategies(worlds.specs(strategy or {}), ["control"])
+    world = World(scenario, seed, hooks, events=events)
     total = scenario.warmup_days + scenario.days
     with tqdm(total=total, desc="simulating days", unit="day", disable=not progress,
               file=sys.stderr) as bar:  # fmt: skip
@@ -97,7 +101,8 @@ class Outcome:
 def compute(cfg: DictConfig) -> Outcome:
     """Simulate and compute every KPI (the engine's work, without writing anything)."""
     scenario = config_mod.scenario_of(cfg)
-    results = simulate(scenario, cfg.seed, cfg.output.events, cfg.progress)
+    strategy = OmegaConf.to_container(cfg.strategy, resolve=True)
+    results = simulate(scenario, cfg.seed, cfg.output.events, cfg.progress, strategy)
     facts = facts_of(results)
     return Outcome(results, outputs.kpi_summary(facts), outputs.daily_table(facts, scenario.start))
 

@@ -33,20 +33,20 @@ def assign_arms(size: int, split: float, salt: str, seed: int) -> np.ndarray:
     return (u < split).astype(np.int8)
 
 
-def _specs(strategy: Mapping, arms: Sequence[str] | None = None) -> list[dict]:
+def specs(strategy: Mapping, arms: Sequence[str] | None = None) -> list[dict]:
     """Strategy specs from the config's ``strategy`` mapping (name -> parameters)."""
-    specs = []
+    out = []
     for name, params in strategy.items():
         spec = {"name": name, **{k: v for k, v in dict(params).items() if k != "name"}}
         if arms is not None:
             spec["arms"] = list(arms)
-        specs.append(spec)
-    return specs
+        out.append(spec)
+    return out
 
 
 def check_strategies(strategy: Mapping, arm_names: Sequence[str]) -> None:
     """Validate the strategy configs against the arms (ConfigError naming the key)."""
-    build_strategies(_specs(strategy), arm_names)
+    build_strategies(specs(strategy), arm_names)
 
 
 def plain(scenario: Scenario, seed: int, events: bool = False, progress=None) -> Results:
@@ -56,7 +56,7 @@ def plain(scenario: Scenario, seed: int, events: bool = False, progress=None) ->
 
 def treated(scenario: Scenario, seed: int, strategy: Mapping, events=False, progress=None):
     """The store with the strategies on everyone (one arm, ``all``)."""
-    hooks = build_strategies(_specs(strategy, ["all"]), ["all"])
+    hooks = build_strategies(specs(strategy, ["all"]), ["all"])
     return World(scenario, seed, hooks, arm_names=("all",), events=events).run(progress)
 
 
@@ -64,7 +64,7 @@ def ab_world(scenario, seed: int, strategy: Mapping, split: float, salt: str, ev
              progress=None) -> Results:  # fmt: skip
     """One world split into control and treatment; strategies on their arms (default: treatment)."""
     arm = assign_arms(scenario.population.size, split, salt, seed)
-    hooks = build_strategies(_specs(strategy), AB_ARMS)
+    hooks = build_strategies(specs(strategy), AB_ARMS)
     return World(scenario, seed, hooks, arm=arm, arm_names=AB_ARMS, events=events).run(progress)
 
 
