@@ -61,9 +61,10 @@ class GamificationConfig(StrategyConfig):
     def check(self, key: str) -> None:
         """Raise ConfigError naming the first bad field."""
         super().check(key)
-        for field_name in ("points_per_dollar", "point_value", "min_redeem", "visit_lift",
-                           "badge_lift", "leaderboard_lift"):  # fmt: skip
+        for field_name in ("points_per_dollar", "min_redeem", "visit_lift", "badge_lift",
+                           "leaderboard_lift"):  # fmt: skip
             check_number(getattr(self, field_name), f"{key}.{field_name}", ge=0)
+        check_number(self.point_value, f"{key}.point_value", gt=0)
         for field_name in ("max_redeem_share", "leaderboard_share", "churn_reduction"):
             check_probability(getattr(self, field_name), f"{key}.{field_name}")
         check_number(self.novelty_days, f"{key}.novelty_days", gt=0)
