@@ -104,6 +104,15 @@ def test_bundles_take_rate_rises_with_discount(store):
     assert np.all((comps == deep.product[lines][:, None]).any(axis=1))  # complements only
 
 
+def test_bundles_stronger_complements_are_taken_more(store):
+    world, deep = _bundled(store, 0.1)
+    lines = slice(M, None)
+    comps = world.catalog.complements[deep.product[deep.visit[lines]]]
+    rank = np.argmax(comps == deep.product[lines][:, None], axis=1)
+    taken = np.bincount(rank, minlength=comps.shape[1])
+    assert np.all(np.diff(taken) < 0), taken  # complementarity falls with rank
+
+
 def test_bundles_price_sensitive_shoppers_respond_more_to_discount(store):
     _, none = _bundled(store, 0.0)
     world, deep = _bundled(store, 0.3)
