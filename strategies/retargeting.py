@@ -196,10 +196,11 @@ class Retargeting(Strategy):
             p_unsub = c.unsubscribe * (1 + c.fatigue * self.sent[agent])
             unsub = self.uniform(agent, k + 1) < p_unsub
             (pop.email_ok if channel == "email" else pop.sms_ok)[agent[unsub]] = False
-            world.log.add("unsubscribe", send[unsub], agent[unsub], channel=code)
+            world.log.add("reminder_unsubscribe", send[unsub], agent[unsub], channel=code)
         self.sent[agent] += 1
         who = agent[clicked]
-        when = np.maximum(send[clicked] + 0.05 * self.uniform(who, k[clicked] + 2), world.now)
+        when = send[clicked] + 0.05 * self.uniform(who, k[clicked] + 2)  # within ~an hour
+        when = np.minimum(when, np.floor(send[clicked]) + 0.999)  # on the day it was sent
         self.click_time[who] = when
         world.log.add("reminder_click", when, who, channel=code)
         world.schedule_visits(who, when, CHANNELS[channel], recovered=np.ones(len(who), bool))
