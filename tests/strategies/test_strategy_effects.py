@@ -150,3 +150,19 @@ def test_every_strategy_costs_money(store, name):
     extra = k["strategy_costs"] - k0["strategy_costs"]
     assert extra > 0
     assert k["profit"] == pytest.approx(k["gross_margin"] - k["ad_spend"] - k["strategy_costs"])
+
+
+def test_strategies_stack(store):
+    """retargeting + bundles in one world: both mechanisms act, both cost, effects add up."""
+    specs = [{"name": "retargeting"}, {"name": "bundles"}]
+    stacked, world = store.run(size=SIZE, specs=specs)
+    without, _ = store.run(size=SIZE)
+    bundles_only, _ = store.run(size=SIZE, specs=[{"name": "bundles"}])
+    w, o, b = per_user(stacked), per_user(without), per_user(bundles_only)
+    items, items_se = paired_lift(w, o, "items", "orders")
+    assert items > Z * items_se, (items, items_se)
+    revenue, revenue_se = paired_lift(w, b, "revenue")  # reminders on top of bundles
+    assert revenue > Z * revenue_se, (revenue, revenue_se)
+    assert world.strategies[0].recovered_orders > 0
+    kinds = set(stacked.costs["kind"])
+    assert {"retargeting_email", "retargeting_ads"} <= kinds
