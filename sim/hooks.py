@@ -13,7 +13,11 @@ signature ``hook(world, cohort, sel)``:
   empty ``sel``, so a strategy on an arm without agents changes nothing, not even a cost.
 
 Hooks may change the arrays named "may change" below and nothing else of the cohort; all
-probabilities stay in [0, 1] (the engine clips). They fire in this order inside a visit:
+probabilities stay in [0, 1] (the engine clips). Outside the cohort a strategy may: keep its own
+per-agent state (allocated in ``setup``), unsubscribe its own agents (``world.pop.email_ok`` /
+``sms_ok`` to False), start SimPy processes of its own in ``setup`` (a daily sender), log its
+own events (``world.log.add``) and read ``world.now``. A hook a strategy does not override is
+never called. They fire in this order inside a visit:
 on_session_start -> on_view -> on_cart -> on_checkout -> on_abandon | on_purchase -> on_return.
 """
 

@@ -171,9 +171,15 @@ class World:
         """The keyed-draw stream of a mechanism or strategy (see :mod:`sim.rng`)."""
         return rng.stream_key(self.seed, name)
 
+    def _overrides(self, strategy: Hooks, hook: str) -> bool:
+        """Whether a strategy defines ``hook`` (the base class's no-op needs no call)."""
+        return getattr(type(strategy), hook) is not getattr(Hooks, hook)
+
     def dispatch(self, hook: str, cohort) -> None:
         """Call ``hook`` of each strategy on the cohort's agents of its arms."""
         for s in self.strategies:
+            if not self._overrides(s, hook):
+                continue
             sel = self._select(s, cohort.agent)
             if len(sel):
                 getattr(s, hook)(self, cohort, sel)
@@ -181,6 +187,8 @@ class World:
     def dispatch_basket(self, visits, basket: Basket) -> None:
         """Call on_cart of each strategy on the visits (of its arms) that have a cart."""
         for s in self.strategies:
+            if not self._overrides(s, "on_cart"):
+                continue
             has_cart = np.zeros(len(visits), dtype=bool)
             has_cart[basket.visit] = True
             sel = self._select(s, visits.agent, has_cart)
