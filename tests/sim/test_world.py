@@ -16,10 +16,19 @@ from sim.replay import facts_from_events
 Z = 4.0
 
 
-def per_user(results, column, where=None):
-    """A session-table column summed per user, over every agent (zeros included)."""
-    s = results.sessions if where is None else results.sessions[where(results.sessions)]
-    return np.bincount(s["user_id"], weights=s[column].astype(float), minlength=len(results.users))
+def per_user(results, column):
+    """A session-table column summed per user, over every agent (zeros included).
+
+    ``column=None`` counts sessions; ``"bounce"`` counts one-page sessions.
+    """
+    s = results.sessions
+    if column is None:
+        weights = np.ones(len(s))
+    elif column == "bounce":
+        weights = (s["pages"] == 1).to_numpy(dtype=float)
+    else:
+        weights = s[column].to_numpy(dtype=float)
+    return np.bincount(s["user_id"], weights=weights, minlength=len(results.users))
 
 
 @pytest.mark.parametrize("keys", [[], ["arm"], ["segment"], ["channel"], ["day"]])
@@ -72,10 +81,13 @@ def test_same_seed_is_bit_identical_and_another_seed_is_not(tmp_path):
                                       pd.read_parquet(tmp_path / "b" / table))  # fmt: skip
 
 
-RATES = {  # kpi: (numerator column, denominator column) of the session table
+RATES = {  # kpi: (numerator, denominator) columns of the session table (None: sessions)
     "conversion_rate": ("purchased", None),
     "add_to_cart_rate": ("carted", None),
+    "bounce_rate": ("bounce", None),
+    "product_views_per_session": ("views", None),
     "checkout_completion_rate": ("purchased", "checkout"),
+    "cart_abandonment_rate": ("purchased", "carted"),  # 1 - the ratio: the same SE
     "aov": ("revenue", "purchased"),
     "items_per_order": ("items", "purchased"),
 }
@@ -86,10 +98,7 @@ def test_doubling_the_population_keeps_rates_and_doubles_counts():
     big = run_world("scenario.population.size=80000", events=False)
     k_small, k_big = (kpi_table(facts_of(r), []).iloc[0] for r in (small, big))
     for kpi, (num, den) in RATES.items():
-        se = [ratio_se(per_user(r, num), np.ones(len(r.users)) if den is None else
-                       per_user(r, den)) for r in (small, big)]  # fmt: skip
-        if den is None:  # per-session rates: the denominator is sessions per user
-            se = [ratio_se(per_user(r, num), r.users["sessions"]) for r in (small, big)]
+        se = [ratio_se(per_user(r, num), per_user(r, den)) for r in (small, big)]
         assert abs(k_big[kpi] - k_small[kpi]) < Z * np.hypot(*se), kpi
     for kpi, col in (("sessions", "sessions"), ("orders", "orders"), ("revenue", "revenue")):
         rel = [total_se(r.users[col]) / r.users[col].sum() for r in (small, big)]
