@@ -90,6 +90,10 @@ EXPERIMENT_BAD = [  # need experiment=ab_test
     (["experiment=power_sim", "experiment.sizes=[]"], "experiment.sizes", "non-empty list"),
     (["strategy=[bundles]", "strategy.bundles.discount=1.0"], "strategy.bundles.discount",
      "< 1"),
+    (["strategy=[bundles]", "strategy.bundles.discount=-0.1"], "strategy.bundles.discount",
+     ">= 0"),
+    (["strategy=[retargeting]", "strategy.retargeting.email_delays=[-1]"],
+     "strategy.retargeting.email_delays[0]", ">= 0"),
     (["strategy=[retargeting]", "strategy.retargeting.arms=[treatment,nope]"],
      "strategy.retargeting.arms", "one of control, treatment"),
 ]  # fmt: skip
