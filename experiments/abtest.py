@@ -2,10 +2,11 @@
 
 One replicate: agents are split into control and treatment by a salted hash of their id, the
 strategies run on the treatment arm, and the per-user table is analysed (exposed users by
-default) at the horizon, day by day (sequential looks) and against the SMART target. Its truth:
-the same world (same seed, so the same keyed random numbers) run with everyone treated and with
-no one treated; the difference of each metric between the two is the true effect on this
-population, which the A/B interval should cover when arms do not interact.
+default) at the horizon, at regular looks (sequential) and against the SMART target. Its
+truth: the same world (same seed, so the same keyed random numbers) run with everyone treated
+and with no one treated; strategies the test also runs on the control arm stay on in both (they
+are part of the store). The difference of each metric between the two worlds is the true
+effect on this population, which the A/B interval should cover when arms do not interact.
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ def metric_value(users: pd.DataFrame, metric, population: str) -> float:
 
 def true_effects(design: Design, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Truth on this population: every KPI and every analysis metric, none vs all treated."""
-    none = worlds.plain(design.scenario, seed)
+    base = worlds.background(design.strategy)
+    none = (
+        worlds.treated(design.scenario, seed, base) if base else worlds.plain(design.scenario, seed)
+    )
     everyone = worlds.treated(design.scenario, seed, design.strategy)
     kpis = worlds.side_by_side(none, everyone).rename(columns={
         "without": "none_treated", "with": "all_treated", "abs_diff": "abs_lift",

@@ -36,8 +36,11 @@ def assign_arms(size: int, split: float, salt: str, seed: int) -> np.ndarray:
 def specs(strategy: Mapping, arms: Sequence[str] | None = None) -> list[dict]:
     """Strategy specs from the config's ``strategy`` mapping (name -> parameters)."""
     out = []
-    for name, params in strategy.items():
-        spec = {"name": name, **{k: v for k, v in dict(params).items() if k != "name"}}
+    for label, params in strategy.items():
+        params = dict(params)
+        # The key labels an instance; ``name`` is the strategy (two instances of one strategy
+        # with different arms or parameters: strategy.display={name: social_proof, ...}).
+        spec = {**params, "name": params.get("name", label)}
         if arms is not None:
             spec["arms"] = list(arms)
         out.append(spec)
@@ -47,6 +50,14 @@ def specs(strategy: Mapping, arms: Sequence[str] | None = None) -> list[dict]:
 def check_strategies(strategy: Mapping, arm_names: Sequence[str]) -> None:
     """Validate the strategy configs against the arms (ConfigError naming the key)."""
     build_strategies(specs(strategy), arm_names)
+
+
+def background(strategy: Mapping) -> dict:
+    """The strategies an A/B test runs on its control arm too: part of the store, not the test.
+
+    The truth of an A/B test switches only the others on and off.
+    """
+    return {k: v for k, v in strategy.items() if "control" in (dict(v).get("arms") or [])}
 
 
 def plain(scenario: Scenario, seed: int, events: bool = False, progress=None) -> Results:

@@ -150,3 +150,35 @@ def test_true_effect_lies_in_the_ab_interval_at_about_the_nominal_rate(tmp_path)
         assert cover[metric] >= 0.95 - 3.5 * np.sqrt(0.95 * 0.05 / R), cover
     lifted = reps[reps["metric"] == "items_per_order"]
     assert (lifted["true_abs_lift"] > 0).all()  # the truth is a real effect, not zero
+
+
+SHOWN = {"name": "social_proof", "arms": ["control", "treatment"], "review_request_lift": 1.0,
+         "cost_per_request": 0.0}  # the store shows reviews to everyone  # fmt: skip
+ASKED = {"name": "social_proof", "arms": ["treatment"], "lift_at_5_reviews": 0.0,
+         "well_reviewed_lift": 0.0, "review_request_lift": 8.0,
+         "fee_per_1000_per_day": 0.0}  # the test: ask treatment's buyers for reviews  # fmt: skip
+
+
+def spillover_design(shared: bool) -> Design:
+    """A young store (no reviews yet) that shows reviews; the treatment asks buyers for them."""
+    d = design("scenario.population.size=40000", "scenario.days=60", "scenario.warmup_days=30",
+               "scenario.traffic.visit_rate=0.03", "scenario.catalog.initial_reviews=0",
+               f"scenario.catalog.shared_reviews={str(shared).lower()}")  # fmt: skip
+    import dataclasses
+
+    return dataclasses.replace(d, strategy={"shown": SHOWN, "asked": ASKED})
+
+
+def test_shared_reviews_spill_over_and_the_interval_misses_the_truth_more_often(tmp_path):
+    """With one catalog, control shoppers read the reviews treatment's buyers were asked for."""
+    R = 24
+    cover = {}
+    for shared in (True, False):
+        reps = run_replicates(Replicate(spillover_design(shared)), R, 11, tmp_path / str(shared),
+                              "processes", 2, progress=False)  # fmt: skip
+        conv = reps[reps["metric"] == "conversion_rate"]
+        assert (conv["true_rel_lift"] > 0.1).all()  # asking for reviews truly sells more
+        cover[shared] = conv["rel_covered"].mean()
+    # difference of two coverage rates over 24 replicates each: SE at most
+    # sqrt(2 * 0.25 / 24) = 0.144; require the gap to exceed 2 such SE
+    assert cover[False] - cover[True] > 2 * np.sqrt(2 * 0.25 / R), cover
