@@ -32,13 +32,19 @@ class Section:
     figures: list[str] = field(default_factory=list)  # file names in the run folder
 
 
-def lift_figure(table: pd.DataFrame, path: Path, target=None) -> None:
+def lift_figure(
+    table: pd.DataFrame,
+    path: Path,
+    target=None,
+    estimate: str = "A/B estimate, 95% CI",
+    versus: str = "treatment vs control",
+) -> None:
     """Relative lift of each metric with its interval, the truth (if known) and the target."""
     t = table.iloc[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(t) + 1.5))
     y = np.arange(len(t))
     err = [t["rel_lift"] - t["rel_ci_low"], t["rel_ci_high"] - t["rel_lift"]]
-    ax.errorbar(t["rel_lift"], y, xerr=err, fmt="o", capsize=4, label="A/B estimate, 95% CI")
+    ax.errorbar(t["rel_lift"], y, xerr=err, fmt="o", capsize=4, label=estimate)
     if "true_rel_lift" in t:
         ax.scatter(t["true_rel_lift"], y, marker="x", color="black", zorder=3,
                    label="true lift (everyone vs no one treated)")  # fmt: skip
@@ -50,8 +56,8 @@ def lift_figure(table: pd.DataFrame, path: Path, target=None) -> None:
     ax.set_yticks(y)
     ax.set_yticklabels(t["metric"])
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_xlabel("relative lift, treatment vs control")
-    ax.set_title("Lift by metric")
+    ax.set_xlabel(f"relative lift, {versus}")
+    ax.set_title(f"Lift by metric, {versus}")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     _save(fig, path)

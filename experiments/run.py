@@ -164,7 +164,9 @@ def _whatif(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     lift = shown.rename(columns={"kpi": "metric", "rel_diff": "rel_lift",
                                  "rel_diff_ci_low": "rel_ci_low",
                                  "rel_diff_ci_high": "rel_ci_high"})  # fmt: skip
-    report.lift_figure(lift, out_dir / "whatif_lift.png")
+    interval = "mean over replicates, 95% CI" if cfg.replicates > 1 else "one population"
+    report.lift_figure(lift, out_dir / "whatif_lift.png", estimate=interval,
+                       versus="with vs without the strategies")  # fmt: skip
     print(whatif_text(table))
     report.write_report(out_dir, "What-if: " + strategies_label(cfg), [
         report.Section("Setup", setup_text(cfg, scenario)),
