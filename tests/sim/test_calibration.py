@@ -6,7 +6,7 @@ inside its band (conversion: about +-0.07 points), so landing in the band is not
 """
 
 import pytest
-from conftest import run_world
+from sim_helpers import run_world
 
 from sim.aggregate import facts_of, kpi_table
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pandas as pd
-from conftest import scenario
+from sim_helpers import scenario
 
 from sim import rng
 from sim.hooks import Hooks

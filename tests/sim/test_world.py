@@ -8,10 +8,9 @@ two runs allow 4 combined standard errors (a false alarm about once in 16,000 pe
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ratio_se, run_world, total_se
+from sim_helpers import assert_log_matches_engine, ratio_se, run_world, total_se
 
 from sim.aggregate import facts_of, kpi_table
-from sim.replay import facts_from_events
 
 Z = 4.0
 
@@ -33,10 +32,7 @@ def per_user(results, column):
 
 @pytest.mark.parametrize("keys", [[], ["arm"], ["segment"], ["channel"], ["day"]])
 def test_kpis_from_the_event_log_equal_the_engines(small_run, keys):
-    engine = kpi_table(facts_of(small_run), keys)
-    replay = kpi_table(facts_from_events(small_run.events.to_pandas(), small_run), keys)
-    engine, replay = engine.align(replay)
-    np.testing.assert_allclose(replay.to_numpy(), engine.to_numpy(), rtol=1e-9, equal_nan=True)
+    assert_log_matches_engine(small_run, keys)
 
 
 def test_conservation(small_run):

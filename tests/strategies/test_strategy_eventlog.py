@@ -7,11 +7,9 @@ arm, and every event lies in the window: a strategy's own events (``reminder_sen
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from sim_helpers import assert_log_matches_engine
 
-from sim.aggregate import facts_of, kpi_table
-from sim.replay import facts_from_events
 from strategies import STRATEGIES
 
 ARMS = ("control", "treatment")
@@ -26,10 +24,7 @@ def stacked(store):
 
 @pytest.mark.parametrize("keys", [[], ["arm"]])
 def test_kpis_from_the_event_log_equal_the_engines(stacked, keys):
-    engine = kpi_table(facts_of(stacked), keys)
-    replay = kpi_table(facts_from_events(stacked.events.to_pandas(), stacked), keys)
-    engine, replay = engine.align(replay)
-    np.testing.assert_allclose(replay.to_numpy(), engine.to_numpy(), rtol=1e-9, equal_nan=True)
+    assert_log_matches_engine(stacked, keys)
 
 
 def test_strategy_events_are_logged_in_the_window(stacked):
