@@ -21,7 +21,8 @@ FUNNEL_STEPS = (
 )
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Save a figure as PNG atomically and close it."""
     write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
     plt.close(fig)
 
@@ -50,7 +51,7 @@ def funnel_figure(sessions: pd.DataFrame, path: Path) -> None:
     if len(arms) > 1:
         ax.legend(title="arm")
     ax.margins(x=0.35)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 OVER_TIME = (
@@ -79,4 +80,4 @@ def kpis_over_time_figure(daily: pd.DataFrame, path: Path, window: int = 7) -> N
     axes[0, 0].legend(fontsize=8)
     fig.autofmt_xdate()
     fig.suptitle("KPIs over time (thin: daily; thick: rolling mean)")
-    _save(fig, path)
+    save_figure(fig, path)

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from experiments.figures import _save  # noqa: E402
+from experiments.figures import save_figure  # noqa: E402
 from experiments.outputs import write_atomic  # noqa: E402
 
 
@@ -60,7 +60,7 @@ def lift_figure(
     ax.set_title(f"Lift by metric, {versus}")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def sequential_figure(seq: pd.DataFrame, metric: str, start, path: Path) -> None:
@@ -85,7 +85,7 @@ def sequential_figure(seq: pd.DataFrame, metric: str, start, path: Path) -> None
     b.set_title("p-value over days")
     b.legend(fontsize=8)
     fig.autofmt_xdate()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def power_figure(table: pd.DataFrame, path: Path, target_power: float = 0.8) -> None:
@@ -113,7 +113,7 @@ def power_figure(table: pd.DataFrame, path: Path, target_power: float = 0.8) -> 
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("Power by population size: simulated (95% Wilson CI) vs analytic")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:

@@ -18,7 +18,6 @@ from sim.config import PAID_CHANNELS
 
 ATTRIBUTION_DAYS = 7.0
 REPEAT_WINDOW = 90.0
-SCOPES = {"arm": "arm", "segment": "segment", "channel": "channel"}
 
 
 @dataclass

@@ -82,7 +82,6 @@ class Funnel:
 
     def _views(self, v: Visits, pages: np.ndarray, bounced: np.ndarray) -> None:
         w, pop, cfg = self.w, self.w.pop, self.w.scenario.funnel
-        m = len(v)
         u_n = self.draw(v, _S_NVIEWS)
         n_views = np.minimum(MAX_VIEWS, np.floor((pages - 1) * cfg.views_per_page + u_n))
         n_views = np.where(bounced, 0, np.maximum(n_views, 1)).astype(np.int32)
@@ -103,7 +102,6 @@ class Funnel:
         base = cfg.p_cart * pop.cart_propensity[v.agent] * customer
         v.views = views
         v.p_cart = np.where(valid, base[:, None] * price_factor * taste, 0.0)
-        _ = m
 
     def _cart(self, v: Visits) -> Basket:
         cfg = self.w.scenario.funnel

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.config import PAID_CHANNELS
-
 
 @dataclass(frozen=True)
 class KPI:
@@ -321,6 +319,3 @@ def evaluate(sums: pd.DataFrame) -> pd.DataFrame:
     """Apply every KPI formula to a frame of sums (one row per group)."""
     out = {k.id: np.asarray(k.formula(sums), dtype=float) for k in REGISTRY.values()}
     return pd.DataFrame(out, index=sums.index)
-
-
-PAID = set(PAID_CHANNELS)

@@ -186,11 +186,11 @@ class World:
 
     def dispatch_basket(self, visits, basket: Basket) -> None:
         """Call on_cart of each strategy on the visits (of its arms) that have a cart."""
+        has_cart = np.zeros(len(visits), dtype=bool)
+        has_cart[basket.visit] = True
         for s in self.strategies:
             if not self._overrides(s, "on_cart"):
                 continue
-            has_cart = np.zeros(len(visits), dtype=bool)
-            has_cart[basket.visit] = True
             sel = self._select(s, visits.agent, has_cart)
             if len(sel):
                 s.on_cart(self, visits, basket, sel)
@@ -279,7 +279,7 @@ class World:
         u["first_exposure"][a[w]] = np.fmin(u["first_exposure"][a[w]], np.floor(v.time[w]))
         pop.zero_party[a[quiz]] = True
         pop.aware[a] = True
-        order_no = pop.n_orders[a] + 0
+        order_no = pop.n_orders[a]
         order_id = np.where(bought, a.astype(np.int64) * _ORDER_SHIFT + order_no, -1)
         np.add.at(pop.n_orders, a[bought], 1)
         pop.last_order[a[bought]] = v.time[bought]
@@ -381,7 +381,7 @@ class World:
                          value=sat[reviewed], order=order_id[reviewed])  # fmt: skip
 
     # -- mechanisms ---------------------------------------------------------------------------
-    def _daily(self, name: str, step: Callable[[int], None]):
+    def _daily(self, step: Callable[[int], None]):
         days = self.scenario.days
         while self.env.now < days:
             step(int(self.env.now))
@@ -528,18 +528,18 @@ class World:
         """Simulate warm-up and horizon; return the tables. ``progress(day)`` is called daily."""
         self._progress = progress
         env = self.env
-        env.process(self._daily("day_start", self._day_start))
+        env.process(self._daily(self._day_start))
         for name in PAID_CHANNELS:
             if name in self.scenario.channels:
                 cfg = self.scenario.channels[name]
                 key = self.keyed(f"audience_{name}")
                 audience = np.flatnonzero(rng.uniform(key, np.arange(self.pop.size)) < cfg.audience)
-                env.process(self._daily(name, self._paid(name, audience)))
-        env.process(self._daily("own_visits", self._own_visits))
-        env.process(self._daily("email", self._campaign("email")))
-        env.process(self._daily("sms", self._campaign("sms")))
-        env.process(self._daily("delivery", self._deliver))
-        env.process(self._daily("visits", self._run_queued))  # last: the day's visits
+                env.process(self._daily(self._paid(name, audience)))
+        env.process(self._daily(self._own_visits))
+        env.process(self._daily(self._campaign("email")))
+        env.process(self._daily(self._campaign("sms")))
+        env.process(self._daily(self._deliver))
+        env.process(self._daily(self._run_queued))  # last: the day's visits
         env.run(until=self.scenario.days)
         from sim.tables import build_results  # local: tables imports world's Results
 
