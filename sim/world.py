@@ -31,7 +31,7 @@ from sim import rng
 from sim.catalog import build_catalog
 from sim.config import PAID_CHANNELS, SOURCES, Scenario
 from sim.eventlog import EventLog, Table
-from sim.funnel import Funnel, carts_of
+from sim.funnel import Funnel, carts_of, occurrence
 from sim.hooks import Basket, Hooks, Ledger, Messages
 from sim.population import build_population
 
@@ -279,7 +279,8 @@ class World:
         u["first_exposure"][a[w]] = np.fmin(u["first_exposure"][a[w]], np.floor(v.time[w]))
         pop.zero_party[a[quiz]] = True
         pop.aware[a] = True
-        order_no = pop.n_orders[a]
+        order_no = pop.n_orders[a].astype(np.int64)
+        order_no[bought] += occurrence(a[bought])  # two orders of one agent in one batch
         order_id = np.where(bought, a.astype(np.int64) * _ORDER_SHIFT + order_no, -1)
         np.add.at(pop.n_orders, a[bought], 1)
         pop.last_order[a[bought]] = v.time[bought]

@@ -158,3 +158,13 @@ def test_weekday_cycle_shows_in_daily_sessions():
     factors = np.asarray(r.scenario.traffic.weekday)
     # 13 days per weekday of ~1,000 sessions: noise ~1-2%, the cycle spans 26%
     assert np.corrcoef(mean.to_numpy(), factors)[0, 1] > 0.9
+
+
+def test_order_ids_are_unique_when_an_agent_orders_twice_a_day():
+    # a busy store: some agents order twice within one day's batch
+    r = run_world("scenario.population.size=100000", "scenario.traffic.visit_rate=0.04",
+                  events=False)  # fmt: skip
+    orders = r.orders
+    assert orders["order_id"].is_unique
+    per_day = orders.assign(day=np.floor(orders["time"])).groupby(["user_id", "day"]).size()
+    assert (per_day > 1).any()  # the case this guards actually occurs
