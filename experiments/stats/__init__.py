@@ -6,5 +6,5 @@
 - ``sequential``: naive peek, O'Brien-Fleming alpha spending, mSPRT / confidence sequences.
 - ``power``: sample size, MDE, power, duration, power curves, simulated power.
 - ``targets``: SMART targets (met / not met / inconclusive, probability, achievable).
-- ``outputs``: atomic JSON / CSV writes.
+- ``checks``: the one bad-input error (ConfigError) and scalar checks naming the key.
 """

@@ -17,9 +17,9 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from experiments.stats.checks import ConfigError, check_choice, check_number
 from experiments.stats.comparisons import Comparison
 from experiments.stats.metrics import Columns, Groups, Metric
-from sim.errors import ConfigError, check_choice, check_number
 
 RESULT_COLUMNS = (
     "metric", "arm", "control", "treatment", "abs_lift", "abs_ci_low", "abs_ci_high",

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from experiments.stats.checks import ConfigError, check_choice, check_number
 from experiments.stats.comparisons import (
     ALTERNATIVES,
     Comparison,
@@ -34,7 +35,6 @@ from experiments.stats.comparisons import (
     compare_proportions,
     compare_ratios,
 )
-from sim.errors import ConfigError, check_choice, check_number
 
 MEAN_TESTS = ("welch", "bootstrap", "mannwhitney")
 _SCIPY_ALTERNATIVE = {"two-sided": "two-sided", "larger": "greater", "smaller": "less"}

@@ -29,8 +29,8 @@ from scipy import stats
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
+from experiments.stats.checks import ConfigError, check_choice, check_number
 from experiments.stats.comparisons import compare_proportions
-from sim.errors import ConfigError, check_choice, check_number
 
 KINDS = ("proportion", "mean", "ratio")
 CONVENTIONS = {

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from sim.errors import ConfigError, check_number
+from experiments.stats.checks import ConfigError, check_number
 
 DEFAULT_MIXING = 10.0  # tau**2 / final variance: near the smallest final-look boundary at 5%
 

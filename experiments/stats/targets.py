@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from experiments.stats.checks import ConfigError, check_choice, check_number
 from experiments.stats.comparisons import Comparison
 from experiments.stats.power import mde_from_se
-from sim.errors import ConfigError, check_choice, check_number
 
 DIRECTIONS = ("increase", "decrease")
 LIFT_KINDS = ("absolute", "relative")
