@@ -7,11 +7,14 @@ validated Scenario from the YAML tree without Hydra's app machinery (tests, note
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from experiments.analyze import AnalysisConf, TargetConf
 from experiments.analyze import register_schemas as register_analysis
@@ -62,6 +65,36 @@ def register() -> None:
     register_analysis()
 
 
+def check_known_keys(node: Any, schema: Any, prefix: str) -> None:
+    """Raise ConfigError for a key the schema does not have (``+scenario.new_key=1`` included).
+
+    Hydra's ``+key=value`` adds keys even to a structured config, and turning the config into
+    dataclasses drops them silently; so every key is checked against the dataclass fields, and
+    the values of ``dict[str, X]`` fields against ``X``. A typo never runs as if unset.
+    """
+    if isinstance(schema, type) and dataclasses.is_dataclass(schema):
+        hints = typing.get_type_hints(schema)
+        for key in node:
+            full = f"{prefix}{key}"
+            if key not in hints:
+                known = ", ".join(sorted(hints))
+                where = prefix.rstrip(".") or "the top level"
+                raise ConfigError(full, "", message=f"{full}: unknown key; the keys of {where} "
+                                  f"are {known}")  # fmt: skip
+            check_known_keys(node[key], hints[key], full + ".")
+    elif typing.get_origin(schema) is dict and isinstance(node, DictConfig):
+        value_type = typing.get_args(schema)[1]
+        for key in node:
+            check_known_keys(node[key], value_type, f"{prefix}{key}.")
+    elif typing.get_origin(schema) is list and isinstance(node, ListConfig):
+        for i, item in enumerate(node):
+            check_known_keys(item, typing.get_args(schema)[0], f"{prefix.rstrip('.')}[{i}].")
+    elif typing.get_origin(schema) in (typing.Union, types.UnionType):
+        for option in typing.get_args(schema):
+            if dataclasses.is_dataclass(option) and isinstance(node, DictConfig):
+                check_known_keys(node, option, prefix)
+
+
 def scenario_of(cfg: DictConfig) -> Scenario:
     """The validated Scenario of a composed run config."""
     return validate(OmegaConf.to_object(cfg.scenario))
@@ -71,6 +104,7 @@ def validate_run(cfg: DictConfig) -> None:
     """Check a composed run config once, before anything runs (ConfigError on bad values)."""
     from experiments import abtest, worlds
 
+    check_known_keys(cfg, RunConfig, "")
     check_number(cfg.seed, "seed", ge=0, integer=True)
     check_choice(cfg.experiment.name, "experiment", EXPERIMENTS)
     check_number(cfg.replicates, "replicates", ge=1, integer=True)

@@ -81,6 +81,9 @@ BAD = [  # override, the key the message must name, words of what is allowed
     ("split=0", "split", "> 0 and < 1"),
     ("backend=spark", "backend", "one of serial, processes, ray"),
     ("strategy=[nope]", "strategy", "one of bundles, gamification"),
+    # issue 9 item 10: a key added with + is not silently ignored
+    ("+scenario.some_new_key=1", "scenario.some_new_key", "unknown key"),
+    ("+experiment.lookevery=3", "experiment.lookevery", "unknown key"),
 ]
 EXPERIMENT_BAD = [  # need experiment=ab_test
     (["target=q1_sales", "scenario.days=30"], "target.deadline",
