@@ -1,9 +1,23 @@
-"""One A/B analysis: several metrics over two or more arms, an SRM check, multiple testing.
+"""One A/B analysis: metrics with roles over two or more arms, an SRM check, multiple testing.
 
-:class:`Analysis` takes the per-user table (DESIGN.md), keeps the analysed population (exposed
-users by default; all users for intention to treat), checks the sample ratio, compares every
-treatment arm with the control for every metric, and adjusts the p-values across all those
-comparisons (Holm or Benjamini-Hochberg, ``statsmodels.stats.multitest.multipletests``).
+:class:`Analysis` takes the per-user table (DESIGN.md), checks the sample ratio of the analysed
+population, and compares every treatment arm with the control for every metric, in two
+populations: the exposed users (who had a session; the decision) and, beside them, all
+assigned users (intention to treat: exposure happens after assignment, so it can be moved by the
+treatment). Rows: exposed first, then ITT (``population``: ``exposed`` | ``itt``).
+
+Each metric has a role (primary, secondary or guardrail). Only the primary metrics x treatment
+arms form the family whose error rate is controlled: Holm (default) or Benjamini-Hochberg with
+two arms; with three or more arms, Dunnett's many-to-one test for means (``scipy.stats.dunnett``)
+and Holm against control otherwise, then Bonferroni over the primary metrics if there are
+several. Secondary and guardrail rows are not corrected (``p_adjusted`` = their own p).
+
+The decision of a row (``p_adjusted``, ``adj_ci_*``, ``significant``) uses the CUPED-adjusted
+test where the metric has a covariate (a variance reduction of the same metric, not a second
+test), else the plain test; ``p_value``, ``abs_ci_*`` and ``rel_ci_*`` are always the plain test.
+``adj_ci_*`` is the decision's interval at the level that makes it agree with ``p_adjusted``:
+the test's own z (or t) mapped through ``alpha * p / p_adjusted`` (the ratio GrowthBook uses), so
+the interval excludes the null exactly when ``p_adjusted < alpha``.
 """
 
 from __future__ import annotations
@@ -15,18 +29,25 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from experiments.stats.checks import ConfigError, check_choice, check_number
 from experiments.stats.comparisons import Comparison
-from experiments.stats.metrics import Columns, Groups, Metric
+from experiments.stats.metrics import Columns, Groups, Mean, Metric, cuped
+from experiments.stats.multiplicity import (
+    CORRECTIONS,
+    adjust_p_values,
+    adjusted_interval,
+    dunnett_p_values,
+)
 
 RESULT_COLUMNS = (
     "metric", "arm", "control", "treatment", "abs_lift", "abs_ci_low", "abs_ci_high",
     "rel_lift", "rel_ci_low", "rel_ci_high", "p_value", "p_adjusted", "significant",
+    "role", "population", "method", "adj_ci_low", "adj_ci_high",
+    "cuped_lift", "cuped_ci_low", "cuped_ci_high", "cuped_p_value", "variance_reduction",
 )  # fmt: skip
-CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}
 POPULATIONS = ("exposed", "all")
+ROLES = ("primary", "secondary", "guardrail")
 
 
 class SRMResult(NamedTuple):
@@ -65,42 +86,38 @@ def srm_check(counts, names, shares=None, threshold: float = 0.001) -> SRMResult
     )
 
 
-def adjust_p_values(p_values, correction: str) -> np.ndarray:
-    """Holm (``"holm"``), Benjamini-Hochberg (``"bh"``) or no (``"none"``) adjustment.
-
-    NaN p-values (undefined comparisons) are left out of the family and stay NaN.
-    """
-    p_values = np.asarray(p_values, dtype=float)
-    adjusted = p_values.copy()
-    ok = ~np.isnan(p_values)
-    if correction == "holm" and ok.any():
-        adjusted[ok] = _holm(p_values[ok])
-    elif CORRECTIONS[correction] is not None and ok.any():
-        adjusted[ok] = multipletests(p_values[ok], method=CORRECTIONS[correction])[1]
-    return adjusted
-
-
-def _holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment, as statsmodels' ``multipletests(method="holm")``.
-
-    Written out because statsmodels' Holm branch calls ``gc.collect()`` on every call, which
-    costs ~70 ms in a process full of simulation objects: most of a small replicate's
-    analysis. A test pins it to statsmodels.
-    """
-    order = np.argsort(p, kind="stable")
-    m = len(p)
-    stepped = np.maximum.accumulate(np.minimum(p[order] * np.arange(m, 0, -1), 1.0))
-    out = np.empty(m)
-    out[order] = stepped
-    return out
-
-
 def user_table(**columns) -> pd.DataFrame:
     """Build a per-user table from arrays (e.g. ``arm=..., revenue=...``) of one length."""
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) > 1:
         raise ConfigError("columns", "arrays of one length (one value per user)", lengths)
     return pd.DataFrame(columns)
+
+
+def flag_column(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A 0/1 or true/false column as booleans, and where it is blank (missing).
+
+    ``to_numpy(dtype=bool)`` would read a blank (NaN) as True; here a blank is reported.
+    """
+    try:
+        values = frame[column].astype("boolean")
+    except (TypeError, ValueError):
+        raise ConfigError(f"column '{column}'", "0/1 or true/false in every row",
+                          str(frame[column].dtype)) from None  # fmt: skip
+    missing = values.isna().to_numpy()
+    return values.fillna(False).to_numpy(dtype=bool), missing
+
+
+def missing_rows(missing: np.ndarray, column: str, drop: bool) -> str | None:
+    """Stop on blank cells (ConfigError naming the column and the count), or note the drop."""
+    count = int(missing.sum())
+    if not count:
+        return None
+    if not drop:
+        raise ConfigError(f"column '{column}'", "", message=(
+            f"column '{column}': {count:,} rows are blank (missing); fill them, or set "
+            "drop_missing=true to leave those rows out"))  # fmt: skip
+    return f"dropped {count:,} rows with a blank '{column}' (drop_missing=true)"
 
 
 def arm_groups(frame: pd.DataFrame, arm_col: str, control: str, arms, keep) -> Groups:
@@ -152,11 +169,14 @@ class AnalysisResult(NamedTuple):
     """What an analysis returns.
 
     Attributes:
-        table: One row per (metric, treatment arm), columns :data:`RESULT_COLUMNS`.
-        srm: The sample-ratio-mismatch check.
-        comparisons: ``{(metric, arm): Comparison}`` with standard errors.
-        notes: Reasons for undefined or degenerate results, one sentence each.
+        table: One row per (population, metric, treatment arm), columns :data:`RESULT_COLUMNS`;
+            the decision population's rows first.
+        srm: The sample-ratio-mismatch check of the decision population.
+        comparisons: ``{(metric, arm): Comparison}`` of the decision population's plain tests.
+        notes: Reasons for undefined or degenerate results and rows dropped, one sentence each.
         arms: Analysed arms, control first.
+        decisions: ``{(metric, arm): Comparison}`` of the tests behind ``p_adjusted`` (CUPED
+            where the metric has a covariate), decision population.
     """
 
     table: pd.DataFrame
@@ -164,6 +184,7 @@ class AnalysisResult(NamedTuple):
     comparisons: dict[tuple[str, str], Comparison]
     notes: tuple[str, ...]
     arms: tuple[str, ...]
+    decisions: dict[tuple[str, str], Comparison] | None = None
 
 
 @dataclass(frozen=True)
@@ -176,11 +197,18 @@ class Analysis:
         arm_col: Column holding each user's arm.
         arms: Arms to analyse (default: all in the data).
         alpha: Significance level, also ``1 - confidence`` of the intervals.
-        correction: ``"holm"``, ``"bh"`` or ``"none"`` across all comparisons.
+        correction: ``"holm"``, ``"bh"`` or ``"none"`` over the primary family.
         expected_shares: Planned split for the SRM check, one per arm (control first).
-        population: ``"exposed"`` (users with a session in the experiment) or ``"all"`` (ITT).
+        population: ``"exposed"`` (users with a session in the experiment; ITT rows follow) or
+            ``"all"`` (intention to treat only; no exposure column needed).
         exposed_col: The exposure column.
         srm_threshold: Flag the SRM check below this p-value.
+        roles: ``{metric: role}`` (primary, secondary, guardrail). Unnamed metrics: if none is
+            primary, ``conversion_rate`` is (else the first metric); the rest are guardrails if
+            they have a non-inferiority margin, else secondary.
+        drop_missing: Leave out rows with a blank arm or exposure (and say how many) instead
+            of stopping.
+        itt: With ``population="exposed"``, also report the ITT rows.
     """
 
     metrics: tuple[Metric, ...]
@@ -193,6 +221,9 @@ class Analysis:
     population: str = "exposed"
     exposed_col: str = "exposed"
     srm_threshold: float = 0.001
+    roles: tuple[tuple[str, str], ...] | dict | None = None
+    drop_missing: bool = False
+    itt: bool = True
 
     def __post_init__(self) -> None:
         check_number(self.alpha, "alpha", gt=0, lt=1)
@@ -201,6 +232,17 @@ class Analysis:
         names = [m.name for m in self.metrics]
         if not names or len(set(names)) != len(names):
             raise ConfigError("analysis.metrics", "a non-empty list with unique names", names)
+        object.__setattr__(self, "roles", tuple(resolve_roles(self.metrics, self.roles).items()))
+
+    @property
+    def role(self) -> dict[str, str]:
+        """Each metric's role."""
+        return dict(self.roles)
+
+    @property
+    def primary(self) -> tuple[str, ...]:
+        """The primary metrics, in the analysis' order."""
+        return tuple(name for name, role in self.roles if role == "primary")
 
     def only(self, metric: str, key: str = "metric") -> Analysis:
         """Return this analysis restricted to one metric (no multiple-testing adjustment)."""
@@ -208,46 +250,183 @@ class Analysis:
         if metric not in names:
             raise ConfigError(key, "one of the analysis metrics: " + ", ".join(names), metric)
         chosen = tuple(m for m in self.metrics if m.name == metric)
-        return dataclasses.replace(self, metrics=chosen, correction="none")
+        return dataclasses.replace(self, metrics=chosen, correction="none",
+                                   roles={metric: "primary"}, itt=False)  # fmt: skip
+
+    def masks(self, frame: pd.DataFrame, keep: np.ndarray | None = None):
+        """Rows of each analysed population, ``[(population, mask)]``, and notes on drops."""
+        keep = np.ones(len(frame), dtype=bool) if keep is None else np.asarray(keep, bool)
+        if self.arm_col not in frame.columns:
+            allowed = "a column of the input: " + ", ".join(map(str, frame.columns))
+            raise ConfigError("arm_col", allowed, self.arm_col)
+        blank_arm = frame[self.arm_col].isna().to_numpy()
+        notes = [missing_rows(blank_arm, self.arm_col, self.drop_missing)]
+        keep = keep & ~blank_arm
+        if self.population == "all":
+            return [("itt", keep)], [n for n in notes if n]
+        if self.exposed_col not in frame.columns:
+            raise ConfigError("exposed_col", "a column of the input (or population=all)",
+                              self.exposed_col)  # fmt: skip
+        exposed, blank = flag_column(frame, self.exposed_col)
+        notes.append(missing_rows(blank & keep, self.exposed_col, self.drop_missing))
+        keep = keep & ~blank  # left out of both populations, as the note says
+        masks = [("exposed", keep & exposed)] + ([("itt", keep)] if self.itt else [])
+        return masks, [n for n in notes if n]
 
     def groups(self, frame: pd.DataFrame, keep: np.ndarray | None = None) -> Groups:
-        """Arm codes of the analysed population (optionally restricted to ``keep``)."""
-        keep = np.ones(len(frame), dtype=bool) if keep is None else keep
-        if self.population == "exposed":
-            if self.exposed_col not in frame.columns:
-                raise ConfigError("exposed_col", "a column of the input (or population=all)",
-                                  self.exposed_col)  # fmt: skip
-            keep = keep & frame[self.exposed_col].to_numpy(dtype=bool)
-        return arm_groups(frame, self.arm_col, self.control, self.arms, keep)
+        """Arm codes of the decision population (optionally restricted to ``keep``)."""
+        (_, mask), *_ = self.masks(frame, keep)[0]
+        return arm_groups(frame, self.arm_col, self.control, self.arms, mask)
 
     def run(self, frame: pd.DataFrame, keep: np.ndarray | None = None) -> AnalysisResult:
         """Analyse ``frame`` (rows outside the boolean mask ``keep`` are ignored)."""
-        groups = self.groups(frame, keep)
-        counts = _check_arm_sizes(groups, self.population)
+        masks, notes = self.masks(frame, keep)
+        columns, rows, found = Columns(frame), [], {}
+        for i, (population, mask) in enumerate(masks):
+            groups = arm_groups(frame, self.arm_col, self.control, self.arms, mask)
+            counts = _check_arm_sizes(groups, population)
+            if i == 0:
+                srm = self._srm(counts, groups)
+            part, found[population], more = self._compare(columns, groups, population)
+            rows += part
+            notes += more
+        plain = {k: v[0] for k, v in found[masks[0][0]].items()}
+        decisions = {k: v[1] for k, v in found[masks[0][0]].items()}
+        table = pd.DataFrame(rows)[list(RESULT_COLUMNS)]
+        return AnalysisResult(table, srm, plain, tuple(notes), groups.names, decisions)
+
+    def _srm(self, counts: np.ndarray, groups: Groups) -> SRMResult:
         shares = self.expected_shares
         if shares is not None and len(shares) != groups.size:
             raise ConfigError("expected_shares", f"{groups.size} shares, one per arm", shares)
-        srm = srm_check(counts, groups.names, shares, self.srm_threshold)
-        comparisons, rows, notes = {}, [], []
-        columns = Columns(frame)
+        return srm_check(counts, groups.names, shares, self.srm_threshold)
+
+    def _compare(self, columns: Columns, groups: Groups, population: str):
+        """Rows of one population: plain and decision tests, then the family's adjustment."""
+        rows, found, notes = [], {}, []
         for metric in self.metrics:
             summary = metric.summarize(columns, groups)
+            adjusted = metric.summarize_cuped(columns, groups)
             for k, arm in enumerate(groups.names[1:], start=1):
-                comparison = metric.compare(summary, 0, k, self.alpha)
-                comparisons[(metric.name, arm)] = comparison
-                rows.append(_row(metric.name, arm, comparison))
-                notes += _notes(metric.name, arm, comparison)
-        table = self._table(rows)
-        return AnalysisResult(table, srm, comparisons, tuple(notes), groups.names)
+                plain = metric.compare(summary, 0, k, self.alpha)
+                decision = plain if adjusted is None else metric.compare_cuped(
+                    adjusted, 0, k, self.alpha)  # fmt: skip
+                found[(metric.name, arm)] = (plain, decision)
+                method = metric.method(summary, 0, k)
+                rows.append(
+                    _row(metric.name, arm, plain, decision, method, adjusted is not None)
+                    | {"role": self.role[metric.name], "population": population}
+                )
+                notes += _notes(metric.name, arm, plain, population, method)
+        self._adjust(rows, columns, groups)
+        return rows, found, notes
 
-    def _table(self, rows: list[dict]) -> pd.DataFrame:
-        table = pd.DataFrame(rows)
-        table["p_adjusted"] = adjust_p_values(table["p_value"], self.correction)
-        table["significant"] = table["p_adjusted"] < self.alpha
-        return table[list(RESULT_COLUMNS)]
+    def _adjust(self, rows: list[dict], columns: Columns, groups: Groups) -> None:
+        """Fill ``p_adjusted``, ``adj_ci_*`` and ``significant`` of one population's rows."""
+        for row in rows:
+            row["p_adjusted"] = row.pop("decision_p")
+        family = [r for r in rows if r["role"] == "primary"]
+        if groups.size == 2:
+            p = adjust_p_values([r["p_adjusted"] for r in family], self.correction)
+        else:
+            p = self._many_arms(family, columns, groups)
+        for row, value in zip(family, p, strict=True):
+            row["p_adjusted"] = float(value)
+        by_name = {m.name: m for m in self.metrics}
+        for row in rows:
+            metric = by_name[row["metric"]]
+            estimate, se, p_raw = row.pop("decision_estimate"), row.pop("decision_se"), row.pop(
+                "decision_p_raw")  # fmt: skip
+            row["adj_ci_low"], row["adj_ci_high"] = adjusted_interval(
+                estimate, se, metric.null, p_raw, row["p_adjusted"], self.alpha,
+                metric.test_alternative)  # fmt: skip
+            row["significant"] = bool(row["p_adjusted"] < self.alpha)
+
+    def _many_arms(self, family: list[dict], columns: Columns, groups: Groups) -> np.ndarray:
+        """Dunnett (means) or Holm (others) across arms per metric; Bonferroni over metrics."""
+        if self.correction == "none":
+            return np.array([r["p_adjusted"] for r in family], dtype=float)
+        names = list(dict.fromkeys(r["metric"] for r in family))
+        by_name = {m.name: m for m in self.metrics}
+        out = []
+        for name in names:
+            p = np.array([r["p_adjusted"] for r in family if r["metric"] == name], dtype=float)
+            metric = by_name[name]
+            if isinstance(metric, Mean):
+                p = dunnett_p_values(_samples(metric, columns, groups), metric.test_alternative)
+            else:
+                p = adjust_p_values(p, "holm")
+            out.append(np.minimum(p * len(names), 1.0))
+        return np.concatenate(out) if out else np.array([])
 
 
-def _row(metric: str, arm: str, c: Comparison) -> dict:
+def resolve_roles(metrics, roles) -> dict[str, str]:
+    """Each metric's role from the given ones and the defaults (see :class:`Analysis`)."""
+    given = dict(roles or {})
+    names = [m.name for m in metrics]
+    for name, role in given.items():
+        if name not in names:
+            raise ConfigError("roles", "roles of the analysis' metrics: " + ", ".join(names),
+                              name)  # fmt: skip
+        check_choice(role, f"analysis.metrics.{name}.role", ROLES)
+    if "primary" not in given.values():
+        open_names = [n for n in names if n not in given]
+        default = "conversion_rate" if "conversion_rate" in open_names else None
+        default = default or (open_names[0] if open_names else None)
+        if default is not None:
+            given[default] = "primary"
+    margins = {m.name for m in metrics if m.ni_margin is not None}
+    return {n: given.get(n, "guardrail" if n in margins else "secondary") for n in names}
+
+
+def _samples(metric: Mean, columns: Columns, groups: Groups) -> list[np.ndarray]:
+    """Per-arm values of a mean metric as its decision reads them (CUPED-adjusted if set)."""
+    y = metric.values(columns)
+    if metric.covariate is not None:
+        x = columns.get(metric.covariate, metric.name, nonnegative=False)
+        _, theta, x_bar = cuped(groups, y, x)
+        y = y - theta * (x - x_bar)
+    return [y[groups.codes == k] for k in range(groups.size)]
+
+
+def _check_arm_sizes(groups: Groups, population: str) -> np.ndarray:
+    counts = groups.n
+    for name, count in zip(groups.names, counts, strict=True):
+        if count < 2:
+            allowed = f"an arm with at least 2 users in the analysed population ({population})"
+            raise ConfigError(f"arm '{name}'", allowed, f"{int(count)} users")
+    return counts
+
+
+def _notes(metric: str, arm: str, c: Comparison, population: str, method: str) -> list[str]:
+    """Reasons for defined-but-degenerate results (stated, not hidden)."""
+    where = f"{metric} ({arm}, {population})"
+    notes = []
+    if method == "fisher exact":
+        notes.append(f"{where}: fewer than 5 successes or failures in an arm: p-value from "
+                     "Fisher's exact test")  # fmt: skip
+    if not np.isfinite(c.control) or not np.isfinite(c.treatment):
+        notes.append(f"{where}: undefined (a ratio's denominator sums to 0 in an arm)")
+    elif c.se == 0:
+        notes.append(
+            f"{where}: zero variance (every user has the same value in each arm): "
+            "p-value is 1 if the arms are equal, 0 if not; intervals have zero width"
+        )
+    elif c.control == 0:
+        notes.append(f"{where}: relative lift undefined (the control's value is 0)")
+    elif np.isnan(c.rel_lift) or np.isnan(c.rel_ci_low):
+        notes.append(f"{where}: relative lift undefined (a mean is 0 or negative)")
+    return notes
+
+
+def _row(metric: str, arm: str, c: Comparison, d: Comparison, method: str, has_cuped: bool):
     fields = ("control", "treatment", "abs_lift", "abs_ci_low", "abs_ci_high",
               "rel_lift", "rel_ci_low", "rel_ci_high", "p_value")  # fmt: skip
-    return {"metric": metric, "arm": arm} | {f: float(getattr(c, f)) for f in fields}
+    row = {"metric": metric, "arm": arm} | {f: float(getattr(c, f)) for f in fields}
+    row |= {"method": method, "decision_p": float(d.p_value), "decision_p_raw": float(d.p_value),
+            "decision_estimate": float(d.abs_lift), "decision_se": float(d.se)}  # fmt: skip
+    cuped = {"cuped_lift": d.abs_lift, "cuped_ci_low": d.abs_ci_low, "cuped_ci_high": d.abs_ci_high,
+             "cuped_p_value": d.p_value}  # fmt: skip
+    row |= {k: float(v) if has_cuped else np.nan for k, v in cuped.items()}
+    reduction = 1 - float(d.se) ** 2 / float(c.se) ** 2 if has_cuped and c.se > 0 else np.nan
+    return row | {"variance_reduction": reduction}

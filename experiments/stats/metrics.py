@@ -6,14 +6,17 @@ codes, so 10 million users cost a few hundred milliseconds), and ``compare`` tur
 statistics into a :class:`~experiments.stats.comparisons.Comparison`. The analysis composes
 several metrics over the same arms.
 
-- :class:`Proportion`: share of users with a 1 (two-proportion z-test, Newcombe interval).
-- :class:`Mean`: mean per user (Welch t), optionally CUPED-adjusted, with Mann-Whitney or
-  bootstrap for heavy tails.
+- :class:`Proportion`: share of users with a 1 (two-proportion z-test, Newcombe interval; Fisher's
+  exact test when an arm has fewer than 5 successes or failures).
+- :class:`Mean`: mean per user (Welch t), with Mann-Whitney or bootstrap for heavy tails.
 - :class:`RatioOfMeans`: ``sum(numer) / sum(denom)`` for rates whose denominator is not users
   (AOV = revenue / orders, session conversion = orders / sessions, CTR, open rate): delta method,
   because users, not sessions, are randomised.
 
-Each metric can be one-sided and can carry a non-inferiority margin (for guardrails).
+Each metric can be one-sided and can carry a non-inferiority margin (for guardrails). A
+proportion or a mean may name a pre-period ``covariate``: CUPED is then a variance reduction of
+that metric, not another test. ``compare`` stays the plain test; ``compare_cuped`` gives the
+adjusted one beside it (:func:`cuped`), which the analysis uses for its decision.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from experiments.stats.comparisons import (
 )
 
 MEAN_TESTS = ("welch", "bootstrap", "mannwhitney")
+EXACT_BELOW = 5  # successes or failures in an arm below which a proportion gets an exact test
 _SCIPY_ALTERNATIVE = {"two-sided": "two-sided", "larger": "greater", "smaller": "less"}
 
 
@@ -154,12 +158,46 @@ class Metric:
     alternative: str = "two-sided"
     ni_margin: float | None = None
     higher_is_better: bool = True
+    covariate: str | None = None
     kind: ClassVar[str] = "metric"
 
     def __post_init__(self) -> None:
         check_choice(self.alternative, f"metrics.{self.name}.alternative", ALTERNATIVES)
         if self.ni_margin is not None:
             check_number(self.ni_margin, f"metrics.{self.name}.ni_margin", gt=0)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column the metric reads (the covariate included)."""
+        return tuple(c for c in (*self._value_columns(), self.covariate) if c is not None)
+
+    def _value_columns(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def values(self, frame) -> np.ndarray:
+        """The per-user value (proportions and means), checked; CUPED adjusts it."""
+        allowed = "unset for a ratio metric (CUPED here adjusts per-user means and proportions)"
+        raise ConfigError(f"metrics.{self.name}.covariate", allowed, self.covariate)
+
+    def summarize_cuped(self, frame, groups: Groups) -> MeanStats | None:
+        """Per-arm CUPED statistics of the metric's value (None without a covariate)."""
+        if self.covariate is None:
+            return None
+        columns = as_columns(frame)
+        x = columns.get(self.covariate, self.name, nonnegative=False)
+        return cuped(groups, self.values(columns), x)[0]
+
+    def compare_cuped(self, summary: MeanStats, control: int, treatment: int, alpha: float):
+        """Welch comparison of the CUPED-adjusted means (same alternative and null)."""
+        arm_c = MeanStats(summary.n[control], summary.mean[control], summary.var[control])
+        arm_t = MeanStats(summary.n[treatment], summary.mean[treatment], summary.var[treatment])
+        return compare_means(
+            arm_c, arm_t, alpha=alpha, alternative=self.test_alternative, null=self.null
+        )
+
+    def method(self, summary: Any, control: int, treatment: int) -> str:
+        """The plain test used for arm ``treatment`` against ``control`` (named in results)."""
+        return {"proportion": "z", "mean": "welch", "ratio": "delta"}[self.kind]
 
     @property
     def null(self) -> float:
@@ -191,20 +229,45 @@ class Proportion(Metric):
     column: str
     kind: ClassVar[str] = "proportion"
 
-    def summarize(self, frame, groups: Groups) -> tuple[np.ndarray, np.ndarray]:
-        """Per-arm (count of ones, number of users)."""
+    def _value_columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    def values(self, frame) -> np.ndarray:
+        """Each user's 0/1 value."""
         values = as_columns(frame).get(self.column, self.name, nonnegative=True)
         if np.any((values != 0) & (values != 1)):
             raise ConfigError(f"column '{self.column}'", "0/1 or true/false in every row")
-        return groups.sums(values), groups.n
+        return values
+
+    def summarize(self, frame, groups: Groups) -> tuple[np.ndarray, np.ndarray]:
+        """Per-arm (count of ones, number of users)."""
+        return groups.sums(self.values(frame)), groups.n
 
     def compare(self, summary, control: int, treatment: int, alpha: float) -> Comparison:
-        """Two-proportion comparison of arm ``treatment`` with arm ``control``."""
+        """Two-proportion comparison of arm ``treatment`` with arm ``control``.
+
+        With fewer than :data:`EXACT_BELOW` successes or failures in an arm the normal
+        approximation fails, so the p-value is Fisher's exact test (``scipy.stats.fisher_exact``,
+        same side); the Newcombe interval stays (it is a score interval, fine at low counts).
+        """
         count, n = summary
-        return compare_proportions(
+        result = compare_proportions(
             count[control], n[control], count[treatment], n[treatment],
             alpha=alpha, alternative=self.test_alternative, null=self.null,
         )  # fmt: skip
+        if self.method(summary, control, treatment) != "fisher exact":
+            return result
+        table = [[count[treatment], n[treatment] - count[treatment]],
+                 [count[control], n[control] - count[control]]]  # fmt: skip
+        side = _SCIPY_ALTERNATIVE[self.test_alternative]
+        return result._replace(p_value=np.asarray(stats.fisher_exact(table, side).pvalue))
+
+    def method(self, summary, control: int, treatment: int) -> str:
+        """``"fisher exact"`` for small counts (and no margin), else ``"z"``."""
+        count, n = summary
+        cells = [count[control], n[control] - count[control],
+                 count[treatment], n[treatment] - count[treatment]]  # fmt: skip
+        return "fisher exact" if min(cells) < EXACT_BELOW and self.null == 0 else "z"
 
 
 class MeanSummary(NamedTuple):
@@ -241,7 +304,8 @@ class Mean(Metric):
 
     Args:
         column: The per-user value.
-        covariate: A pre-period column for CUPED (see :func:`cuped`), or None.
+        covariate: A pre-period column for CUPED (see :func:`cuped` and
+            :meth:`Metric.compare_cuped`), or None; the plain test ignores it.
         test: ``"welch"``; ``"mannwhitney"`` (p-value from ``scipy.stats.mannwhitneyu``, which
             tests stochastic ordering, not means; lifts and intervals stay Welch's); or
             ``"bootstrap"`` (intervals from ``scipy.stats.bootstrap``, percentile method, for the
@@ -252,7 +316,6 @@ class Mean(Metric):
     """
 
     column: str
-    covariate: str | None = None
     test: str = "welch"
     nonnegative: bool = True
     n_resamples: int = 2000
@@ -263,21 +326,25 @@ class Mean(Metric):
         super().__post_init__()
         check_choice(self.test, f"metrics.{self.name}.test", MEAN_TESTS)
 
+    def _value_columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    def values(self, frame) -> np.ndarray:
+        """Each user's value."""
+        return as_columns(frame).get(self.column, self.name, self.nonnegative)
+
     def summarize(self, frame, groups: Groups) -> MeanSummary:
-        """Per-arm n, mean and variance (CUPED-adjusted if a covariate is set)."""
-        columns = as_columns(frame)
-        y = columns.get(self.column, self.name, self.nonnegative)
-        if self.covariate is None:
-            m = groups.moments(y)
-            summary, theta = MeanStats(m.n, m.mean_y, m.syy / (m.n - 1)), 0.0
-        else:
-            x = columns.get(self.covariate, self.name, nonnegative=False)
-            summary, theta, x_bar = cuped(groups, y, x)
-            y = y - theta * (x - x_bar) if self.test != "welch" else y
+        """Per-arm n, mean and variance of the plain value (and samples for other tests)."""
+        y = self.values(frame)
+        m = groups.moments(y)
         samples = None
         if self.test != "welch":
             samples = tuple(y[groups.codes == k] for k in range(groups.size))
-        return MeanSummary(summary, theta, samples)
+        return MeanSummary(MeanStats(m.n, m.mean_y, m.syy / (m.n - 1)), 0.0, samples)
+
+    def method(self, summary, control: int, treatment: int) -> str:
+        """The test of the p-value: ``welch``, ``mannwhitney`` or ``bootstrap`` (Welch's p)."""
+        return self.test
 
     def compare(self, summary: MeanSummary, control: int, treatment: int, alpha: float):
         """Welch comparison, with the Mann-Whitney p-value or bootstrap intervals if asked."""
@@ -339,6 +406,14 @@ class RatioOfMeans(Metric):
     denom: str
     nonnegative: bool = True
     kind: ClassVar[str] = "ratio"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.covariate is not None:
+            self.values(None)  # CUPED on a ratio is not offered: say so at construction
+
+    def _value_columns(self) -> tuple[str, ...]:
+        return (self.numer, self.denom)
 
     def summarize(self, frame, groups: Groups) -> RatioStats:
         """Per-arm n, means, variances and covariance of numerator and denominator."""

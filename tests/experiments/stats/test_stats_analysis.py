@@ -52,7 +52,9 @@ def test_result_table_has_the_contract_columns_and_matches_direct_tests():
     frame = users(arms=("A", "B", "C"))
     result = Analysis(METRICS, control="A").run(frame)
     assert tuple(result.table.columns) == RESULT_COLUMNS
-    assert len(result.table) == len(METRICS) * 2 and result.arms == ("A", "B", "C")
+    assert len(result.table) == len(METRICS) * 2 * 2 and result.arms == ("A", "B", "C")
+    # exposed rows (the decision) first, then the same rows for all assigned users (ITT)
+    assert list(result.table.population) == ["exposed"] * 12 + ["itt"] * 12
     exposed = frame[frame.exposed]
     a, b = (exposed[exposed.arm == k] for k in ("A", "B"))
     row = result.table.query("metric == 'visitor_conversion_rate' and arm == 'B'").iloc[0]
@@ -65,13 +67,20 @@ def test_result_table_has_the_contract_columns_and_matches_direct_tests():
 
 
 @pytest.mark.parametrize("correction, method", [("holm", "holm"), ("bh", "fdr_bh")])
-def test_p_values_adjusted_across_all_comparisons(correction, method):
-    result = Analysis(METRICS, control="A", correction=correction).run(
-        users(arms=("A", "B", "C"), lift=0.3)
-    )
-    expected = multipletests(result.table.p_value, method=method)[1]
-    assert result.table.p_adjusted.to_numpy() == pytest.approx(expected, **TOL)
-    assert (result.table.significant == (result.table.p_adjusted < 0.05)).all()
+def test_p_values_adjusted_across_the_primary_metrics_only(correction, method):
+    roles = {
+        "visitor_conversion_rate": "primary",
+        "aov": "primary",
+        "revenue_per_visitor": "primary",
+    }
+    analysis = Analysis(METRICS, control="A", correction=correction, roles=roles)
+    table = analysis.run(users(lift=0.3)).table.query("population == 'exposed'")
+    family = table[table.role == "primary"]
+    expected = multipletests(family.p_value, method=method)[1]
+    assert family.p_adjusted.to_numpy() == pytest.approx(expected, **TOL)
+    others = table[(table.role != "primary") & table.cuped_p_value.isna()]
+    assert (others.p_adjusted == others.p_value).all()  # secondary: not corrected
+    assert (table.significant == (table.p_adjusted < 0.05)).all()
 
 
 def test_srm_check_is_scipy_chisquare_and_flags_below_0_001():
@@ -124,7 +133,8 @@ def test_mann_whitney_and_bootstrap_options():
         Mean(name="mw", column="revenue", test="mannwhitney"),
         Mean(name="boot", column="revenue", test="bootstrap", n_resamples=500),
     )
-    table = Analysis(metrics, control="A", correction="none").run(frame).table.set_index("metric")
+    table = Analysis(metrics, control="A", correction="none").run(frame).table
+    table = table[table.population == "exposed"].set_index("metric")
     exposed = frame[frame.exposed]
     a, b = (exposed[exposed.arm == k].revenue for k in ("A", "B"))
     assert table.loc["mw", "p_value"] == pytest.approx(stats.mannwhitneyu(b, a).pvalue, **TOL)
@@ -226,7 +236,7 @@ def test_bad_metric_options_are_errors():
 
 
 def test_holm_written_out_equals_statsmodels():
-    from experiments.stats.analysis import adjust_p_values
+    from experiments.stats.multiplicity import adjust_p_values
 
     rng = np.random.default_rng(3)
     for p in (rng.uniform(size=12), np.array([0.01, 0.01, 0.04, 0.2, 0.2, 0.9]), rng.uniform(
