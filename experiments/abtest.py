@@ -21,9 +21,9 @@ import pandas as pd
 
 from experiments import worlds
 from experiments.analyze import build_analysis, build_target, judge_target
+from experiments.looks import sequential_of
 from experiments.stats.analysis import Analysis, AnalysisResult
 from experiments.stats.metrics import RatioOfMeans
-from experiments.stats.sequential import sequential_looks
 from experiments.stats.targets import SmartTarget
 from sim.config import Scenario
 from sim.errors import ConfigError
@@ -49,7 +49,7 @@ def analysis_of(cfg: Any, split: float) -> Analysis:
     return build_analysis(SimpleNamespace(
         analysis=cfg.analysis, control="control", arm_col="arm", arms=None, alpha=exp.alpha,
         correction=exp.correction, expected_shares=(1 - split, split),
-        population=exp.population, exposed_col="exposed",
+        population=exp.population, exposed_col="exposed", target=cfg.target,
     ))  # fmt: skip
 
 
@@ -66,7 +66,7 @@ def target_of(cfg: Any, analysis: Analysis, scenario: Scenario) -> SmartTarget |
 
 
 def metric_value(users: pd.DataFrame, metric, population: str) -> float:
-    """A metric's value over one world's (exposed) users, as the analysis defines it."""
+    """A metric's value over one world's users of ``population`` (exposed | itt | all)."""
     u = users[users["exposed"]] if population == "exposed" else users
     if isinstance(metric, RatioOfMeans):
         den = u[metric.denom].sum()
@@ -75,7 +75,10 @@ def metric_value(users: pd.DataFrame, metric, population: str) -> float:
 
 
 def true_effects(design: Design, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Truth on this population: every KPI and every analysis metric, none vs all treated."""
+    """Truth on this population: every KPI and every analysis metric, none vs all treated.
+
+    Metrics get one row per population the analysis reports (exposed, then itt).
+    """
     base = worlds.background(design.strategy)
     none = (
         worlds.treated(design.scenario, seed, base) if base else worlds.plain(design.scenario, seed)
@@ -84,19 +87,15 @@ def true_effects(design: Design, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]
     kpis = worlds.side_by_side(none, everyone).rename(columns={
         "without": "none_treated", "with": "all_treated", "abs_diff": "abs_lift",
         "rel_diff": "rel_lift"})  # fmt: skip
+    populations = ["itt"] if design.analysis.population == "all" else ["exposed", "itt"]
     rows = []
-    for m in design.analysis.metrics:
-        a = metric_value(none.users, m, design.analysis.population)
-        b = metric_value(everyone.users, m, design.analysis.population)
-        rows.append(
-            {
-                "metric": m.name,
-                "none_treated": a,
-                "all_treated": b,
-                "true_abs_lift": b - a,
-                "true_rel_lift": b / a - 1 if a else np.nan,
-            }
-        )
+    for population in populations[: 1 + design.analysis.itt]:
+        for m in design.analysis.metrics:
+            a = metric_value(none.users, m, population)
+            b = metric_value(everyone.users, m, population)
+            rows.append({"metric": m.name, "population": population, "none_treated": a,
+                         "all_treated": b, "true_abs_lift": b - a,
+                         "true_rel_lift": b / a - 1 if a else np.nan})  # fmt: skip
     return kpis, pd.DataFrame(rows)
 
 
@@ -116,13 +115,27 @@ def run_once(design: Design, seed: int, events: bool = False, progress=None) -> 
     results = worlds.ab_world(design.scenario, seed, design.strategy, design.split,
                               design.salt, events, progress)  # fmt: skip
     result = design.analysis.run(results.users)
+    kpi_truth, metric_truth = true_effects(design, seed) if design.truth else (None, None)
     smart = None
     if design.target is not None:
         ns = SimpleNamespace(start_date=design.scenario.start_date, day_col="first_exposure_day",
                              segment_col="segment")  # fmt: skip
-        smart = judge_target(ns, design.analysis, design.target, results.users)
-    kpi_truth, metric_truth = true_effects(design, seed) if design.truth else (None, None)
+        smart = judge_target(ns, design.analysis, design.target, results.users,
+                             _target_truth(design, metric_truth))  # fmt: skip
     return Outcome(results, result, smart, kpi_truth, metric_truth)
+
+
+def _target_truth(design: Design, metric_truth: pd.DataFrame | None) -> float | None:
+    """The target metric's true lift on its own scale, where the run knows it.
+
+    Known when the truth worlds ran and the target covers the whole decision population (no
+    segment); the deadline is taken as the horizon's (the usual Q1 case).
+    """
+    target = design.target
+    if metric_truth is None or target.segment is not None:
+        return None
+    row = metric_truth[metric_truth["metric"] == target.metric].iloc[0]
+    return float(row["true_rel_lift" if target.lift_kind == "relative" else "true_abs_lift"])
 
 
 def versus_truth(outcome: Outcome) -> pd.DataFrame:
@@ -130,7 +143,7 @@ def versus_truth(outcome: Outcome) -> pd.DataFrame:
     table = outcome.analysis.table
     if outcome.metric_truth is None:
         return table
-    t = table.merge(outcome.metric_truth, on="metric", how="left")
+    t = table.merge(outcome.metric_truth, on=["metric", "population"], how="left")
     t["abs_covered"] = (t["abs_ci_low"] <= t["true_abs_lift"]) & (
         t["true_abs_lift"] <= t["abs_ci_high"]
     )
@@ -140,14 +153,21 @@ def versus_truth(outcome: Outcome) -> pd.DataFrame:
     return t
 
 
-def sequential(design: Design, users: pd.DataFrame, metric: str, every: int = 7) -> pd.DataFrame:
+def sequential(
+    design: Design,
+    results: Results,
+    metric: str,
+    every: int = 7,
+    planned_mde: float | None = None,
+    tau: float | None = None,
+) -> pd.DataFrame:
     """Looks at one metric every ``every`` days and at the horizon (naive, O'Brien-Fleming, mSPRT).
 
-    The first look comes after a week of data; the last is the horizon's last day.
+    The first look comes after a week of data; the last is the horizon's last day. Each look
+    reads the data as of its day (:mod:`experiments.looks`); the mSPRT's ``tau`` comes from
+    ``tau``, else ``planned_mde``, else the target on this metric (see ``mixture_plan``).
     """
-    last = design.scenario.days - 1
-    days = sorted({*range(min(6, last), last, every), last})
-    return sequential_looks(design.analysis, users, metric, days)
+    return sequential_of(design, results, metric, every, planned_mde, tau)
 
 
 @dataclass(frozen=True)
@@ -160,12 +180,11 @@ class Replicate:
         """One replicate's rows: one per metric, with the truth when the design asks."""
         outcome = run_once(self.design, seed)
         table = versus_truth(outcome)
+        decision = table["population"] == table["population"].iloc[0]
         for r in (outcome.smart or {}).get("results", []):
-            table.loc[table["metric"] == r["metric"], "target_verdict"] = r["verdict"]
-            table.loc[table["metric"] == r["metric"], "target_probability"] = r["probability"]
-        comparisons = outcome.analysis.comparisons
-        table["se"] = [
-            float(comparisons[(m, a)].se)
-            for m, a in zip(table["metric"], table["arm"], strict=True)
-        ]
+            rows = decision & (table["metric"] == r["metric"])
+            table.loc[rows, "target_verdict"] = r["verdict"]
+            table.loc[rows, "target_p_met"] = r["p_met"]
+            table.loc[rows, "target_estimate"] = r["estimate"]
+            table.loc[rows, "target_se"] = r["se"]
         return table.assign(n_exposed=int(outcome.results.users["exposed"].sum()))

@@ -6,8 +6,13 @@ metric as if it were the test's only one, like the analytic curve), with a 95% W
 Beside it, the analytic power of a two-sided z-test from the same replicates' mean lift and
 standard error, ``Phi(|lift| / se - z) + Phi(-|lift| / se - z)`` (z = the 1 - alpha/2
 quantile): where the two disagree, the formula's assumptions (normality, no interference, no
-novelty) fail. With a target, the probability of meeting it by its deadline is the share of
-replicates whose verdict is "met".
+novelty) fail. Rows are the decision population's (exposed users by default).
+
+With a target, ``p_target_met`` is the share of replicates whose verdict is "met" (with its
+Wilson interval), and ``predicted_p_met`` the same quantity from the formula of
+:mod:`experiments.stats.targets`, ``Phi(s (lift - target) / se - z)``, at the replicates' mean
+lift and standard error on the target's scale: where they agree, the "achievable" check made
+before a test can be trusted.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from statsmodels.stats.proportion import proportion_confint
 from experiments import outputs
 from experiments.abtest import Design, Replicate
 from experiments.replicates import run_replicates
+from experiments.stats.targets import p_met
 
 
-def summarize(reps: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """Power per (size, metric): simulated with its interval, and analytic."""
+def summarize(reps: pd.DataFrame, alpha: float, target=None) -> pd.DataFrame:
+    """Power per (size, metric): simulated with its interval, and analytic; the target's odds."""
+    reps = reps[reps["population"] == reps["population"].iloc[0]]
     reps = reps.assign(hit=reps["p_value"] < alpha)
     g = reps.groupby(["size", "metric"], sort=False)
     out = g.agg(replicates=("hit", "size"), hits=("hit", "sum"),
@@ -37,11 +44,26 @@ def summarize(reps: pd.DataFrame, alpha: float) -> pd.DataFrame:
     z = stats.norm.isf(alpha / 2)
     ratio = np.abs(out["mean_abs_lift"]) / out["mean_se"]
     out["analytic_power"] = stats.norm.cdf(ratio - z) + stats.norm.cdf(-ratio - z)
-    if "target_verdict" in reps:
-        met = reps.assign(met=reps["target_verdict"] == "met").dropna(subset=["target_verdict"])
-        p_met = met.groupby(["size", "metric"])["met"].mean()
-        out["p_target_met"] = p_met.reindex(out.index)
+    if target is not None and "target_verdict" in reps:
+        out = out.join(_target_odds(reps, alpha, target))
     return out.reset_index()
+
+
+def _target_odds(reps: pd.DataFrame, alpha: float, target) -> pd.DataFrame:
+    """Simulated share of "met" verdicts (Wilson interval) beside the predicted p_met."""
+    judged = reps.dropna(subset=["target_verdict"]).assign(
+        met=lambda r: r["target_verdict"] == "met")  # fmt: skip
+    g = judged.groupby(["size", "metric"], sort=False)
+    odds = g.agg(met=("met", "sum"), judged=("met", "size"), estimate=("target_estimate", "mean"),
+                 se=("target_se", "mean"))  # fmt: skip
+    odds["p_target_met"] = odds["met"] / odds["judged"]
+    low, high = proportion_confint(odds["met"], odds["judged"], alpha=0.05, method="wilson")
+    odds["p_target_met_ci_low"], odds["p_target_met_ci_high"] = low, high
+    odds["predicted_p_met"] = p_met(odds["estimate"].to_numpy(), target.signed_lift,
+                                    odds["se"].to_numpy(), alpha, target.direction,
+                                    target.lift_kind)  # fmt: skip
+    return odds[["p_target_met", "p_target_met_ci_low", "p_target_met_ci_high",
+                 "predicted_p_met"]]  # fmt: skip
 
 
 def run(cfg, design: Design, sizes, out_dir: Path) -> pd.DataFrame:
@@ -56,7 +78,7 @@ def run(cfg, design: Design, sizes, out_dir: Path) -> pd.DataFrame:
                               f"power_sim n={size:,}")  # fmt: skip
         frames.append(reps.assign(size=int(size)))
     reps = pd.concat(frames, ignore_index=True)
-    table = summarize(reps, design.analysis.alpha)
+    table = summarize(reps, design.analysis.alpha, design.target)
     outputs.write_parquet(out_dir / "replicates.parquet", reps)
     outputs.write_csv(out_dir / "power_sim.csv", table)
     return table

@@ -77,7 +77,8 @@ def ab_sections(cfg, scenario, outcome, table, by_arm, seq, metric, reps) -> lis
     ]  # fmt: skip
     if outcome.smart is not None:
         rows = pd.DataFrame(outcome.smart["results"])
-        sections.append(Section("SMART target", outcome.smart["posterior"], [rows]))
+        text = "; ".join(f"{k}: {v}" for k, v in outcome.smart["definitions"].items())
+        sections.append(Section("SMART target", text, [rows]))
     if reps is not None:
         sections.append(Section("Replicates", "Rates over replicates (spawned seeds).",
                                 [replicate_summary(reps)]))  # fmt: skip

@@ -44,7 +44,7 @@ RESULT_COLUMNS = (
     "metric", "arm", "control", "treatment", "abs_lift", "abs_ci_low", "abs_ci_high",
     "rel_lift", "rel_ci_low", "rel_ci_high", "p_value", "p_adjusted", "significant",
     "role", "population", "method", "adj_ci_low", "adj_ci_high",
-    "cuped_lift", "cuped_ci_low", "cuped_ci_high", "cuped_p_value", "variance_reduction",
+    "cuped_lift", "cuped_ci_low", "cuped_ci_high", "cuped_p_value", "variance_reduction", "se",
 )  # fmt: skip
 POPULATIONS = ("exposed", "all")
 ROLES = ("primary", "secondary", "guardrail")
@@ -422,7 +422,8 @@ def _notes(metric: str, arm: str, c: Comparison, population: str, method: str) -
 def _row(metric: str, arm: str, c: Comparison, d: Comparison, method: str, has_cuped: bool):
     fields = ("control", "treatment", "abs_lift", "abs_ci_low", "abs_ci_high",
               "rel_lift", "rel_ci_low", "rel_ci_high", "p_value")  # fmt: skip
-    row = {"metric": metric, "arm": arm} | {f: float(getattr(c, f)) for f in fields}
+    row = {"metric": metric, "arm": arm, "se": float(c.se)}
+    row |= {f: float(getattr(c, f)) for f in fields}
     row |= {"method": method, "decision_p": float(d.p_value), "decision_p_raw": float(d.p_value),
             "decision_estimate": float(d.abs_lift), "decision_se": float(d.se)}  # fmt: skip
     cuped = {"cuped_lift": d.abs_lift, "cuped_ci_low": d.abs_ci_low, "cuped_ci_high": d.abs_ci_high,

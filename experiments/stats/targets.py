@@ -5,15 +5,28 @@ control arm), an optional segment and a deadline date. It is judged on the users
 the deadline (the per-user table holds each user's totals, so "up to the deadline" selects users
 by ``first_exposure_day``; their later activity is not cut off).
 
-Verdict for an increase of ``L`` (DESIGN.md): **met** when the whole confidence interval of the
-lift is at or above ``L``; **not met** when it is wholly below ``L``; **inconclusive** otherwise.
-A decrease mirrors this with the target ``-L``. Relative targets use the relative-lift interval
-(delta method on the log ratio), absolute targets the absolute one.
+One rule, and every quantity follows it. Work on the lift's scale: the absolute lift, or
+``log(1 + lift)`` for a relative target (its interval is the delta method on the log ratio), with
+standard error ``se``; ``L`` is the target on that scale, ``s`` = +1 for an increase, -1 for a
+decrease, ``z = z_{1 - alpha/2}``.
 
-The probability of meeting the target uses a normal posterior with a flat prior: the lift is
-``N(estimate, se**2)`` (for relative lifts, ``log(1 + lift)`` is normal with the delta-method
-standard error). **Achievable** means the MDE at the deadline's sample size (from the observed
-standard error, at the analysis' alpha and 80% power) is no larger than the target lift.
+- **verdict**: **met** when the whole ``1 - alpha`` two-sided interval of the lift is at or beyond
+  ``L`` (for an increase: its lower end >= L); **not met** when it is wholly short of ``L``;
+  **inconclusive** otherwise. "Met" is a one-sided test of "the lift is short of the target" at
+  level ``alpha / 2``.
+- **p_met(theta)**: the probability that the verdict is "met" when the true lift is ``theta``:
+  ``Phi(s (theta - L) / se - z)``. It is the power of the "met" rule, not of a test against zero.
+- **min_lift_to_meet**: the true lift at which ``p_met`` reaches the planned power (80%):
+  ``L + s (z + z_power) se``: the MDE of the "met" rule at this sample size.
+- **achievable**: ``p_met(theta) >= power`` at the lift the run assumes: the true lift where it
+  is known (the simulator's everyone-vs-no-one worlds), else the estimate (a plug-in, said so in
+  ``assumed_from``).
+- **posterior_p_beyond_target**: a different quantity, named for what it is: the probability
+  that the true lift is at or beyond ``L`` under a flat prior and a normal likelihood,
+  ``Phi(s (estimate - L) / se)``. It is not the chance of a "met" verdict.
+
+power_sim's simulated share of "met" verdicts estimates ``p_met`` at the true lift, and its
+``predicted_p_met`` column applies the formula to the replicates' mean lift and standard error.
 """
 
 from __future__ import annotations
@@ -29,7 +42,6 @@ from scipy import stats
 
 from experiments.stats.checks import ConfigError, check_choice, check_number
 from experiments.stats.comparisons import Comparison
-from experiments.stats.power import mde_from_se
 
 DIRECTIONS = ("increase", "decrease")
 LIFT_KINDS = ("absolute", "relative")
@@ -59,6 +71,9 @@ class SmartTarget:
         check_number(self.lift, "target.lift", gt=0)
         check_choice(self.direction, "target.direction", DIRECTIONS)
         check_choice(self.lift_kind, "target.lift_kind", LIFT_KINDS)
+        if self.lift_kind == "relative" and self.direction == "decrease" and self.lift >= 1:
+            raise ConfigError("target.lift", "< 1 for a relative decrease (a fall of 100% or "
+                              "more leaves nothing to measure)", self.lift)  # fmt: skip
 
     @property
     def signed_lift(self) -> float:
@@ -67,7 +82,7 @@ class SmartTarget:
 
 
 class TargetResult(NamedTuple):
-    """A target's verdict for one treatment arm (the contents of smart.json's results)."""
+    """A target's verdict for one treatment arm (smart.json's results; see the module doc)."""
 
     metric: str
     arm: str
@@ -76,10 +91,14 @@ class TargetResult(NamedTuple):
     estimate: float
     ci_low: float
     ci_high: float
+    se: float
     verdict: str
-    probability: float
+    p_met: float
     achievable: bool
-    mde: float
+    min_lift_to_meet: float
+    assumed_lift: float
+    assumed_from: str
+    posterior_p_beyond_target: float
     reason: str
 
 
@@ -128,26 +147,44 @@ def _before_deadline(frame, deadline: dt.date, start_date, day_col: str) -> np.n
     return np.nan_to_num(days, nan=np.inf) <= (deadline - start).days
 
 
+def p_met(theta, goal, se, alpha: float, direction: str, lift_kind: str):
+    """Probability of a "met" verdict when the true lift is ``theta`` (module doc's rule)."""
+    sign = 1 if direction == "increase" else -1
+    gap = np.log1p(theta) - np.log1p(goal) if lift_kind == "relative" else np.subtract(theta, goal)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return stats.norm.cdf(sign * gap / se - stats.norm.isf(alpha / 2))
+
+
+def min_lift_to_meet(goal: float, se: float, alpha, power, direction, lift_kind) -> float:
+    """The true lift at which :func:`p_met` equals ``power``: the "met" rule's MDE."""
+    sign = 1 if direction == "increase" else -1
+    step = sign * (stats.norm.isf(alpha / 2) + stats.norm.ppf(power)) * se
+    return math.expm1(math.log1p(goal) + step) if lift_kind == "relative" else goal + step
+
+
 def evaluate_target(
-    target: SmartTarget, arm: str, comparison: Comparison, alpha: float, power: float = 0.8
-) -> TargetResult:
-    """Verdict, probability of meeting the target, and whether it was achievable."""
-    goal = target.signed_lift
-    if target.lift_kind == "relative":
-        est, low, high = (float(comparison.rel_lift), float(comparison.rel_ci_low),
-                          float(comparison.rel_ci_high))  # fmt: skip
-        se, gap = float(comparison.rel_se), math.log1p(est) - math.log1p(goal)
-        mde = math.expm1(mde_from_se(se, alpha, power))
-    else:
-        est, low, high = (float(comparison.abs_lift), float(comparison.abs_ci_low),
-                          float(comparison.abs_ci_high))  # fmt: skip
-        se, gap = float(comparison.se), est - goal
-        mde = mde_from_se(se, alpha, power)
+    target: SmartTarget, arm: str, comparison: Comparison, alpha: float, power: float = 0.8,
+    true_lift: float | None = None,
+) -> TargetResult:  # fmt: skip
+    """Verdict, the chance of a "met" verdict, and whether the target was achievable."""
+    goal, relative = target.signed_lift, target.lift_kind == "relative"
+    prefix = "rel" if relative else "abs"
+    est, low, high = (float(getattr(comparison, f"{prefix}_{part}"))
+                      for part in ("lift", "ci_low", "ci_high"))  # fmt: skip
+    se = float(comparison.rel_se if relative else comparison.se)
     sign = 1 if target.direction == "increase" else -1
-    probability = float(stats.norm.cdf(sign * gap / se)) if se > 0 else float(sign * gap >= 0)
+    assumed, source = (est, "estimate (plug-in)") if true_lift is None else (true_lift, "truth")
+    rule = (goal, se, alpha, target.direction, target.lift_kind)
+    chance = float(p_met(assumed, *rule)) if se > 0 else float(sign * (assumed - goal) > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a relative lift of -100%: -inf
+        gap = float(np.log1p(est) - np.log1p(goal)) if relative else est - goal
+        posterior = float(stats.norm.cdf(sign * gap / se)) if se > 0 else float(sign * gap >= 0)
     verdict, reason = _verdict(sign, goal, low, high, 1 - alpha)
-    return TargetResult(target.metric, arm, target.lift_kind, goal, est, low, high, verdict,
-                        probability, bool(mde <= target.lift), mde, reason)  # fmt: skip
+    return TargetResult(target.metric, arm, target.lift_kind, goal, est, low, high, se, verdict,
+                        chance, bool(chance >= power),
+                        min_lift_to_meet(goal, se, alpha, power, target.direction,
+                                         target.lift_kind),
+                        assumed, source, posterior, reason)  # fmt: skip
 
 
 def _verdict(sign: int, goal: float, low: float, high: float, level: float) -> tuple[str, str]:

@@ -9,7 +9,6 @@ import pytest
 from scipy import stats
 
 from experiments.stats.comparisons import Comparison
-from experiments.stats.power import mde_from_se
 from experiments.stats.targets import SmartTarget, evaluate_target, target_rows
 from sim.errors import ConfigError
 
@@ -36,9 +35,13 @@ def test_absolute_increase_verdicts(lift, se, verdict):
     result = evaluate_target(target, "B", comparison(lift, se), alpha=0.05)
     assert result.verdict == verdict
     # Flat prior, normal posterior: P(lift >= 0.005) = Phi((estimate - 0.005) / se).
-    assert result.probability == pytest.approx(stats.norm.cdf((lift - 0.005) / se))
-    assert result.mde == pytest.approx(mde_from_se(se, 0.05, 0.8))
-    assert result.achievable == (result.mde <= 0.005)
+    posterior = stats.norm.cdf((lift - 0.005) / se)
+    assert result.posterior_p_beyond_target == pytest.approx(posterior)
+    # The chance of a "met" verdict at the (plug-in) lift: Phi((lift - target) / se - z)
+    z = stats.norm.isf(0.025)
+    assert result.p_met == pytest.approx(stats.norm.cdf((lift - 0.005) / se - z))
+    assert result.min_lift_to_meet == pytest.approx(0.005 + (z + stats.norm.ppf(0.8)) * se)
+    assert result.achievable == (result.p_met >= 0.8) == (lift >= result.min_lift_to_meet)
 
 
 def test_met_means_whole_interval_at_or_above_the_target():
@@ -57,7 +60,10 @@ def test_decrease_mirrors_increase(lift, verdict):
     target = SmartTarget("cart_abandonment_rate", 0.01, direction="decrease", lift_kind="absolute")
     result = evaluate_target(target, "B", comparison(lift, 0.003, control=0.7), 0.05)
     assert result.verdict == verdict and result.target_lift == -0.01
-    assert result.probability == pytest.approx(stats.norm.cdf((-0.01 - lift) / 0.003))
+    posterior = stats.norm.cdf((-0.01 - lift) / 0.003)
+    assert result.posterior_p_beyond_target == pytest.approx(posterior)
+    z = stats.norm.isf(0.025)
+    assert result.p_met == pytest.approx(stats.norm.cdf((-0.01 - lift) / 0.003 - z))
 
 
 def test_relative_target_uses_the_log_ratio_posterior():
@@ -65,9 +71,53 @@ def test_relative_target_uses_the_log_ratio_posterior():
     c = comparison(0.0075, 0.002)  # +15% exactly
     result = evaluate_target(target, "B", c, 0.05)
     assert result.estimate == pytest.approx(0.15)
-    assert result.probability == pytest.approx(0.5)
+    assert result.posterior_p_beyond_target == pytest.approx(0.5)
     assert result.verdict == "inconclusive"
-    assert result.mde == pytest.approx(math.expm1(mde_from_se(float(c.rel_se), 0.05, 0.8)))
+    step = (stats.norm.isf(0.025) + stats.norm.ppf(0.8)) * float(c.rel_se)
+    assert result.min_lift_to_meet == pytest.approx(math.expm1(math.log1p(0.15) + step))
+    assert result.p_met == pytest.approx(0.025) and not result.achievable  # at exactly +15%
+
+
+def test_achievable_follows_the_met_rule_not_power_against_zero():
+    """Today "achievable" is MDE-against-zero <= target: a lift of exactly the target passed.
+
+    Under the "met" rule a true lift equal to the target is declared met only 2.5% of the time.
+    """
+    target = SmartTarget("conversion", 0.005, lift_kind="absolute")
+    result = evaluate_target(target, "B", comparison(0.005, 0.001), 0.05, true_lift=0.005)
+    assert result.assumed_from == "truth" and result.p_met == pytest.approx(0.025)
+    assert not result.achievable  # old rule: MDE 0.0028 <= 0.005 -> achievable
+
+
+def test_met_share_in_simulated_tests_matches_p_met():
+    """R simulated two-proportion tests at a true lift: share of "met" vs the formula.
+
+    5% vs 6% conversion, 20,000 users per arm, target +0.6 points absolute: p_met is about 0.6.
+    Monte Carlo SE of the share: sqrt(p (1 - p) / R) = 0.011 at R = 2,000; tolerance 3.5 SE.
+    """
+    from experiments.stats.comparisons import compare_proportions
+    from experiments.stats.targets import p_met
+
+    rng, R, n = np.random.default_rng(9), 2000, 20000
+    c, t = rng.binomial(n, 0.05, R), rng.binomial(n, 0.06, R)
+    target = SmartTarget("vcr", 0.006, lift_kind="absolute")
+    comps = compare_proportions(c, n, t, n)
+    verdicts = [
+        evaluate_target(target, "B", Comparison(*(np.asarray(f)[i] for f in comps)), 0.05).verdict
+        for i in range(R)
+    ]
+    share = np.mean([v == "met" for v in verdicts])
+    predicted = p_met(0.01, 0.006, float(np.mean(comps.se)), 0.05, "increase", "absolute")
+    assert 0.4 < predicted < 0.8  # a case where the two rules differ a lot
+    assert abs(share - predicted) < 3.5 * np.sqrt(predicted * (1 - predicted) / R), (
+        share,
+        predicted,
+    )
+
+
+def test_a_relative_decrease_of_100_percent_or_more_is_a_clear_error():
+    with pytest.raises(ConfigError, match="target.lift: must be < 1 for a relative decrease"):
+        SmartTarget("aov", 1.0, direction="decrease")
 
 
 def frame():
