@@ -1,11 +1,14 @@
 """python -m experiments.power: outputs, and one clear line with exit code 2 on bad input."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from experiments.stats.checks import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 POWER_KEYS = {
@@ -114,3 +117,101 @@ def test_alpha_and_power_edges_fail_validation_in_process(args):
     key = args[0].split("=")[0]
     with pytest.raises(ConfigError, match=f"{key}: must be a number > 0 and < 1"):
         validate(cfg)
+
+
+def test_a_decrease_is_sized_and_simulated_as_a_decrease(tmp_path):
+    """alternative=smaller sizes 0.10 -> 0.08 (statsmodels, Cohen's h, one-sided) and simulates it.
+
+    Simulated power: R = 400 replicates at true power ~0.80 have MC sd sqrt(.8 * .2 / 400) = 0.02;
+    the Wilson interval must hold 0.8, or the estimate lie within 3.5 sd (0.07) of it.
+    """
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    h = abs(proportion_effectsize(0.08, 0.10))
+    expected = math.ceil(
+        NormalIndPower().solve_power(h, power=0.8, alpha=0.05, alternative="larger")
+    )
+    out = tmp_path / "run"
+    done = power_cli(out, "baseline=0.10", "mde=0.02", "mde_kind=absolute", "alternative=smaller",
+                     "simulate=400", "seed=2", "n_per_arm=2000")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "power.json").read_text())
+    assert summary["direction"] == "decrease" and summary["n_per_arm"] == expected
+    assert summary["mde_abs"] == pytest.approx(-0.02) and summary["mde_rel"] == pytest.approx(-0.2)
+    low, high = summary["simulated_power_ci"]
+    assert low <= 0.8 <= high or abs(summary["simulated_power"] - 0.8) <= 0.07
+    assert summary["mde_at_n"] < 0 and summary["power_at_n"] == pytest.approx(
+        NormalIndPower().power(h, nobs1=2000, alpha=0.05, alternative="larger"), abs=1e-12
+    )
+    assert "direction: decrease" in done.stdout
+
+
+def in_process(tmp_path, *overrides):
+    from experiments.cli import compose_config
+    from experiments.power import register_schemas, run
+
+    register_schemas()
+    cfg = compose_config("power", ["baseline=0.1", "mde=0.02", *overrides])
+    return run(cfg, tmp_path)
+
+
+def test_two_sided_sizes_the_harder_direction_and_says_which(tmp_path):
+    """Baseline 0.9: the decrease (towards 0.5, larger variance) is the harder one: it is sized."""
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    summary = in_process(tmp_path, "baseline=0.9", "mde=0.05")
+    h_down, h_up = abs(proportion_effectsize(0.85, 0.9)), abs(proportion_effectsize(0.95, 0.9))
+    assert h_down < h_up
+    assert summary["direction"] == "decrease" and summary["mde_abs"] == pytest.approx(-0.05)
+    n = NormalIndPower().solve_power(h_down, nobs1=None, alpha=0.05, power=0.8)
+    assert summary["n_per_arm"] == math.ceil(n)
+    assert in_process(tmp_path, "baseline=0.1")["direction"] == "increase"
+
+
+def test_power_curve_shows_the_sized_direction():
+    from experiments.power import curves_for
+    from experiments.stats.power import Design
+
+    design = Design("proportion", 0.10, alternative="smaller")
+    curves = curves_for(design, -0.02, [100, 2525, 6000])
+    assert len(curves) == 3 and all("(lift -0.0" in label for label in curves)
+    (sized,) = [c for label, c in curves.items() if label == "0.1 -> 0.08 (lift -0.02)"]
+    # statsmodels: 2,524.4 per arm for 0.10 -> 0.08 one-sided (3,020.5 for 0.10 -> 0.12).
+    assert sized["power"].iloc[1] == pytest.approx(0.8, abs=1e-3)
+
+
+def test_sequential_sizes_are_reported_beside_the_fixed_n(tmp_path):
+    from experiments.power import report
+
+    summary = in_process(tmp_path, "looks=5")
+    assert json.loads((tmp_path / "power.json").read_text()) == pytest.approx(summary)
+    assert summary["n_per_arm"] == 3835 and summary["looks"] == 5
+    assert summary["msprt_tau"] == pytest.approx(0.02)  # fixed in advance: the absolute MDE
+    assert 1 < summary["obf_inflation"] < 1.05
+    assert abs(summary["n_per_arm_obf"] - summary["obf_inflation"] * 3834.3) <= 1  # hand n
+    assert summary["expected_n_obf"] < summary["n_per_arm"] < summary["n_per_arm_msprt_max"]
+    assert 0 < summary["expected_n_msprt"] < summary["n_per_arm_msprt_max"]
+    lines = report(summary).splitlines()
+    for key in ("fixed horizon", "O'Brien-Fleming", "mSPRT"):
+        assert sum(key in line for line in lines) == 1, lines
+    assert in_process(tmp_path, "msprt_tau=0.01")["msprt_tau"] == 0.01
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["looks=0"], "looks: must be an integer >= 1 and <= 60"),
+        (["looks=2.5"], "looks: must be"),
+        (["msprt_tau=0"], "msprt_tau: must be a number > 0"),
+        (["mde=0.1", "alternative=smaller"], "mde: must be a lift keeping the proportion inside"),
+    ],
+)
+def test_bad_sequential_or_direction_input_fails_validation(args, expected):
+    from experiments.cli import compose_config
+    from experiments.power import register_schemas, validate
+
+    register_schemas()
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(")):
+        validate(compose_config("power", ["baseline=0.1", "mde=0.02", *args]))

@@ -6,14 +6,18 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 from scipy import stats
-from statsmodels.stats.proportion import proportion_confint
+from scipy.optimize import brentq
+from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
+from experiments.stats.checks import ConfigError
 from experiments.stats.power import (
     BinomialExperiment,
     Design,
     ProportionZTest,
     achieved_power,
+    boundary_crossing,
     days_needed,
+    drift_for_power,
     mde_from_se,
     minimum_detectable_effect,
     n_control,
@@ -21,9 +25,11 @@ from experiments.stats.power import (
     power_curve,
     ratio_sd,
     sample_size,
+    sequential_size,
     simulated_power,
+    sized_lift,
 )
-from sim.errors import ConfigError
+from experiments.stats.sequential import first_crossing, group_sequential_bounds, mixture_bounds
 
 Z975, Z95, Z80 = stats.norm.ppf(0.975), stats.norm.ppf(0.95), stats.norm.ppf(0.8)
 
@@ -178,3 +184,124 @@ def test_mde_for_means_over_many_sizes_is_a_number():
     values = [minimum_detectable_effect(design, n, 0.8) for n in range(1800, 1850)]
     assert all(isinstance(v, float) and v > 0 for v in values)
     assert values == sorted(values, reverse=True)  # more users, smaller MDE
+
+
+def test_a_decrease_is_sized_as_a_decrease():
+    """0.10 -> 0.08 one-sided: statsmodels' NormalIndPower on Cohen's h gives 3,367 per arm...
+
+    ...called here directly rather than copied: h = |2 asin(sqrt .08) - 2 asin(sqrt .10)|.
+    """
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    design = Design("proportion", 0.10, alternative="smaller")
+    lift = sized_lift(design, 0.02)
+    h = abs(proportion_effectsize(0.08, 0.10))
+    reference = NormalIndPower().solve_power(h, power=0.8, alpha=0.05, alternative="larger")
+    size = sample_size(design, lift, 0.8)
+    assert lift == -0.02 and size.direction == "decrease"
+    assert size.n_per_arm == math.ceil(reference) and size.mde_abs == -0.02
+    mde = minimum_detectable_effect(design, reference, 0.8)
+    assert mde == pytest.approx(-0.02, rel=1e-4)  # solve_power's accuracy, as above
+    assert achieved_power(design, mde, reference) == pytest.approx(0.8, abs=1e-6)
+    with pytest.raises(ConfigError, match="mde: must be a lift keeping the proportion inside"):
+        sized_lift(design, 0.10)
+    with pytest.raises(ConfigError, match="mde: must be a lift in the direction of alternative"):
+        sample_size(design, +0.02, 0.8)
+
+
+def test_two_sided_sizes_the_harder_direction():
+    """A two-sided test promises the MDE either way; the smaller |h| (towards 0.5) needs more n."""
+    assert sized_lift(Design("proportion", 0.10), 0.02) == 0.02
+    assert sized_lift(Design("proportion", 0.90), 0.02) == -0.02
+    assert sized_lift(Design("proportion", 0.10), 0.15) == 0.15  # 0.10 - 0.15 is impossible
+    assert sized_lift(Design("mean", 5.0, sd=2.0), 1.0) == 1.0  # symmetric: the increase
+    high = Design("proportion", 0.90)
+    n = n_control(high, -0.02, 0.8)
+    assert achieved_power(high, +0.02, n) > 0.8  # the easier direction is covered too
+    assert minimum_detectable_effect(high, n, 0.8) == pytest.approx(-0.02, rel=1e-4)
+
+
+def classical_obf_bounds(looks, alpha=0.05):
+    """O'Brien-Fleming (1979) bounds C / sqrt(t_k), C solved for two-sided alpha (recursion)."""
+    t = np.arange(1, looks + 1) / looks
+
+    def gap(c):
+        crossing = boundary_crossing(t, c / np.sqrt(t), 0.0)
+        return crossing.upper.sum() + crossing.lower.sum() - alpha
+
+    return t, brentq(gap, 1.5, 4.0, xtol=1e-10) / np.sqrt(t)
+
+
+@pytest.mark.parametrize("looks, power, published", [(5, 0.8, 1.028), (5, 0.9, 1.026)])
+def test_drift_recursion_gives_jennison_turnbull_obf_inflation(looks, power, published):
+    """Jennison & Turnbull (2000) Table 2.3 (and gsDesign's unit test test.JT.OFss, n.I = 102.8%):
+    classical O'Brien-Fleming, K = 5, two-sided alpha 0.05, R = 1.028 at power 0.8, 1.026 at 0.9.
+
+    C itself is J&T's C_B(5, 0.05) = 2.040. Tolerance: half the table's last digit plus 1e-4 of
+    numerical integration error.
+    """
+    t, bounds = classical_obf_bounds(looks)
+    assert bounds[-1] == pytest.approx(2.040, abs=6e-4)
+    fixed = drift_for_power(np.array([1.0]), lambda drift: np.array([1.959964]), power)
+    seq = drift_for_power(t, lambda drift: bounds, power)
+    assert (seq / fixed) ** 2 == pytest.approx(published, abs=6e-4)
+
+
+def test_lan_demets_obf_inflation_and_one_look():
+    """Lan-DeMets OBF spending, 5 looks: inflation just under the classical design's 1.028.
+
+    K = 1 is the fixed design exactly; more looks cost more; the bounds spent under H0 add to alpha.
+    """
+    one = sequential_size(Design("proportion", 0.10), 0.02, 0.8, looks=1)
+    assert one.obf_inflation == 1.0 and one.n_per_arm_obf == 3835
+    five = sequential_size(Design("proportion", 0.10), 0.02, 0.8, looks=5)
+    print(f"LD-OBF inflation, 5 looks, power 0.8: {five.obf_inflation:.5f}")
+    assert 1.02 < five.obf_inflation < 1.028
+    ten = sequential_size(Design("proportion", 0.10), 0.02, 0.8, looks=10)
+    assert ten.obf_inflation > five.obf_inflation
+    t = np.arange(1, 6) / 5
+    null = boundary_crossing(t, group_sequential_bounds(t, 0.05), 0.0)
+    assert null.upper.sum() + null.lower.sum() == pytest.approx(0.05, abs=1e-5)
+    with pytest.raises(ConfigError, match="looks: must be an integer >= 1"):
+        sequential_size(Design("proportion", 0.10), 0.02, 0.8, looks=0)
+
+
+def brute_force_sequential(size, p_c, p_t, tau_std, rng, replicates):
+    """Bernoulli users in both arms, arcsine z at each of the planned looks (as the sizing).
+
+    Returns the mSPRT's (stopping n, rejected upward) and the OBF rule's rejection, per replicate.
+    """
+    t = np.arange(1, size.looks + 1) / size.looks
+    z = {}
+    for rule, n_max in (("msprt", size.n_per_arm_msprt_max), ("obf", size.n_per_arm_obf)):
+        n = np.maximum(np.round(t * n_max).astype(int), 1)
+        steps = np.diff(n, prepend=0)
+        c = rng.binomial(steps, p_c, (replicates, len(n))).cumsum(axis=1)
+        tr = rng.binomial(steps, p_t, (replicates, len(n))).cumsum(axis=1)
+        h = 2 * np.arcsin(np.sqrt(tr / n)) - 2 * np.arcsin(np.sqrt(c / n))
+        z[rule] = (h / np.sqrt(2 / n), n)
+    zm, n = z["msprt"]
+    stop = first_crossing(zm, mixture_bounds(tau_std**2 * n / 2, 0.05))
+    last = np.where(stop.reject, stop.look, len(n) - 1)
+    upward = stop.reject & (zm[np.arange(replicates), last] > 0)
+    obf = first_crossing(z["obf"][0], group_sequential_bounds(t, 0.05))
+    return n[last], upward, obf.reject
+
+
+def test_msprt_expected_n_and_obf_power_match_brute_force_simulation():
+    """The deterministic recursion against 4,000 simulated tests (seed 21), 0.10 -> 0.12, 5 looks.
+
+    Tolerances 4 MC standard errors: expected n's se is sd(n) / sqrt(R) (about 25 users);
+    the powers' se is sqrt(.8 * .2 / R) = 0.0063.
+    """
+    design = Design("proportion", 0.10)
+    size = sequential_size(design, 0.02, 0.8, looks=5)
+    tau_std = float(proportion_effectsize(0.12, 0.10))  # tau = the MDE
+    stopped, upward, obf = brute_force_sequential(size, 0.10, 0.12, tau_std,
+                                                  np.random.default_rng(21), 4000)  # fmt: skip
+    print(f"expected n: recursion {size.expected_n_msprt:.0f}, simulated {stopped.mean():.0f}")
+    assert abs(stopped.mean() - size.expected_n_msprt) <= 4 * stopped.std() / math.sqrt(4000)
+    power_se = math.sqrt(0.8 * 0.2 / 4000)
+    assert abs(upward.mean() - 0.8) <= 4 * power_se  # the cap is where the mSPRT has 80% power
+    assert abs(obf.mean() - 0.8) <= 4 * power_se
