@@ -37,6 +37,11 @@ class ExperimentConfig:
     population: str = "exposed"  # exposed users (DESIGN.md) or all (intention to treat)
     sequential_metric: str | None = None  # default: the target's metric, else the first
     look_every: int = 7  # days between sequential looks (O'Brien-Fleming bounds cost grows fast)
+    # mSPRT mixing sd tau, fixed before the test: planned_mde (relative lift) x the control's
+    # value at the first look; default the target's lift when the target is on the sequential
+    # metric, else a non-inferiority metric's margin, else 10%. msprt_tau: absolute override.
+    planned_mde: float | None = None
+    msprt_tau: float | None = None
 
 
 @dataclass

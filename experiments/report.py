@@ -64,26 +64,39 @@ def lift_figure(
 
 
 def sequential_figure(seq: pd.DataFrame, metric: str, start, path: Path) -> None:
-    """The daily look: lift with its always-valid interval, and p-value against alpha."""
+    """The looks as an analyst saw them on each day: lift with intervals, p-values, decisions.
+
+    ``seq`` is sequential.csv: each row is computed from the data as of its day. One-sided
+    metrics (guardrails) get one-sided intervals (only the finite end is drawn) and p-values.
+    """
     dates = pd.to_datetime(start) + pd.to_timedelta(seq["day"], unit="D")
     fig, (a, b) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
-    naive_half = seq["se"] * seq["naive_bound"]
-    a.plot(dates, seq["abs_lift"], color="C0", label="lift (absolute)")
-    a.fill_between(dates, seq["abs_lift"] - naive_half, seq["abs_lift"] + naive_half, alpha=0.2,
-                   color="C0", label="fixed-horizon 95% CI (invalid if peeked at)")  # fmt: skip
-    a.plot(dates, seq["cs_low"], "k--", lw=1, label="always-valid confidence sequence")
-    a.plot(dates, seq["cs_high"], "k--", lw=1)
-    a.axhline(0, color="grey", lw=1)
-    a.set_title(f"{metric}: lift over days")
-    a.legend(fontsize=8)
-    from scipy import stats
-
-    p_naive = 2 * stats.norm.sf(np.abs(seq["z"]))
-    b.semilogy(dates, p_naive, label="naive p-value (peeking)")
-    b.semilogy(dates, seq["always_valid_p"], label="always-valid p-value (mSPRT)")
-    b.axhline(0.05, color="red", lw=1, label="alpha = 0.05")
-    b.set_title("p-value over days")
-    b.legend(fontsize=8)
+    side, alpha = seq["alternative"].iloc[0], float(seq["alpha"].iloc[0])
+    half = seq["se"] * seq["naive_bound"]
+    naive_low = seq["abs_lift"] - half if side != "smaller" else seq["abs_lift"] * np.nan
+    naive_high = seq["abs_lift"] + half if side != "larger" else seq["abs_lift"] * np.nan
+    a.plot(dates, seq["abs_lift"], "o-", color="C0", label="lift (absolute), as of each day")
+    a.fill_between(dates, naive_low.fillna(seq["abs_lift"]), naive_high.fillna(seq["abs_lift"]),
+                   alpha=0.2, color="C0", label=f"fixed-horizon {1 - alpha:.0%} CI "
+                   "(invalid if peeked at)")  # fmt: skip
+    finite = seq[["cs_low", "cs_high"]].where(np.isfinite(seq[["cs_low", "cs_high"]]))
+    tau = f"tau {seq['tau'].iloc[0]:.3g}: {seq['tau_source'].iloc[0]}"
+    a.plot(dates, finite["cs_low"], "k--", lw=1, label=f"always-valid interval (mSPRT, {tau})")
+    a.plot(dates, finite["cs_high"], "k--", lw=1)
+    null = seq["null"].iloc[0]
+    a.axhline(null, color="grey", lw=1, label="null" if null == 0 else f"null (margin {null:+g})")
+    a.set_title(f"{metric}: lift at each look ({side})")
+    a.legend(fontsize=7)
+    b.semilogy(dates, seq["naive_p"], "o-", label="naive p-value (peeking)")
+    b.semilogy(dates, seq["always_valid_p"], "o-", label="always-valid p-value (mSPRT)")
+    b.axhline(alpha, color="red", lw=1, label=f"alpha = {alpha:g}")
+    rules = (("naive", "C0", "naive"), ("obf", "C2", "O'Brien-Fleming"), ("msprt", "C1", "mSPRT"))
+    for rule, color, name in rules:  # a vertical line at the first look where each rejects
+        hit = np.flatnonzero(seq[f"{rule}_reject"].to_numpy(dtype=bool))
+        if len(hit):
+            b.axvline(dates.iloc[hit[0]], color=color, ls=":", label=f"{name} rejects")
+    b.set_title("p-value at each look; first rejection of each rule marked")
+    b.legend(fontsize=7)
     fig.autofmt_xdate()
     save_figure(fig, path)
 

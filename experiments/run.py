@@ -201,7 +201,8 @@ def _ab_test(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     metric = cfg.experiment.sequential_metric or (
         design.target.metric if design.target else design.analysis.metrics[0].name
     )
-    seq = abtest.sequential(design, results.users, metric, cfg.experiment.look_every)
+    seq = abtest.sequential(design, results, metric, cfg.experiment.look_every,
+                            cfg.experiment.planned_mde, cfg.experiment.msprt_tau)  # fmt: skip
     outputs.write_csv(out_dir / "sequential.csv", seq)
     report.lift_figure(table, out_dir / "lift.png", design.target)
     report.sequential_figure(seq, metric, scenario.start, out_dir / "sequential.png")
