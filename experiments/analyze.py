@@ -200,6 +200,10 @@ def input_columns(cfg: Any) -> list[str]:
         raise ConfigError("input", "an existing CSV or Parquet file", cfg.input)
     with _readable(cfg):
         if _format(cfg) == "csv":
+            with open(cfg.input, "rb") as f:
+                head = f.read(65536)
+            if b"\x00" in head:  # text has no NUL bytes; pandas would read binary as a header
+                raise UnicodeDecodeError("utf-8", head, 0, 1, "binary data (NUL bytes)")
             return list(pd.read_csv(cfg.input, nrows=0).columns)
         return list(pq.read_schema(cfg.input).names)
 
