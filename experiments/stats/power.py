@@ -428,7 +428,7 @@ def boundary_crossing(fractions, bounds, drift: float, sides: int = 2) -> Crossi
     The score ``S(t) = z sqrt(t)`` is ``drift * t + W(t)``: z at the last look has mean
     ``drift``. The sub-density of ``S`` on the continuation region (``|z_k| < b_k``, or
     ``z_k < b_k`` one-sided) is carried from look to look by convolution with the normal
-    increment (trapezoid rule), as sequential.py does under the null.
+    increment (Simpson's rule), as sequential.py does under the null.
 
     Args:
         fractions: Information fractions of the looks, increasing, ending at 1.
@@ -460,6 +460,7 @@ def _region(below: float, above: float, mean: float, sd: float, step: float) -> 
     An odd number of points, for Simpson's rule.
     """
     low, high = max(-below, mean - 10 * sd), min(above, mean + 10 * sd)
+    high = max(high, low)  # nothing left inside: a zero-width grid carries zero mass
     return np.linspace(low, high, 2 * int(np.clip(np.ceil((high - low) / step / 2), 50, 2000)) + 1)
 
 
@@ -539,24 +540,25 @@ def sequential_size(design: Design, lift: float, power: float, looks: int = 5,
     tau = abs(lift) if msprt_tau is None else check_number(msprt_tau, "msprt_tau", gt=0)
     n_fixed = n_control(design._replace(allocation_ratio=1.0), _check_side(design, lift), power)
     t, sides, alpha = np.arange(1, looks + 1) / looks, SIDES[design.alternative], design.alpha
-    fixed_bound = group_sequential_bounds([1.0], alpha, sides=sides)
-    fixed = drift_for_power([1.0], lambda d: fixed_bound, power, sides)
+    fixed, _ = _design_drift([1.0], lambda d: group_sequential_bounds([1.0], alpha, sides=sides),
+                             power, sides)  # fmt: skip
     obf_bounds = group_sequential_bounds(t, alpha, sides=sides)
-    obf = drift_for_power(t, lambda d: obf_bounds, power, sides)
+    obf, obf_stop = _design_drift(t, lambda d: obf_bounds, power, sides)
     ratio = tau / abs(lift)  # tau on the standardised scale: (tau / |lift|) * effect size
-
-    def msprt_bounds(drift: float) -> np.ndarray:
-        # r = tau**2 / var(estimate) = (tau_std * drift / effect)**2 * t = (ratio * drift)**2 t
-        return mixture_bounds((ratio * drift) ** 2 * t, alpha, sides)
-
-    msprt = drift_for_power(t, msprt_bounds, power, sides)
+    # r = tau**2 / var(estimate) = (tau_std * drift / effect)**2 * t = (ratio * drift)**2 * t
+    msprt, msprt_stop = _design_drift(
+        t, lambda d: mixture_bounds((ratio * d) ** 2 * t, alpha, sides), power, sides
+    )
     n_obf, n_msprt = n_fixed * (obf / fixed) ** 2, n_fixed * (msprt / fixed) ** 2
-    stop_obf = boundary_crossing(t, obf_bounds, obf, sides)
-    stop_msprt = boundary_crossing(t, msprt_bounds(msprt), msprt, sides)
     return SequentialSize(
         looks=looks, n_fixed=n_fixed, obf_inflation=(obf / fixed) ** 2,
-        n_per_arm_obf=math.ceil(n_obf - 1e-9),
-        expected_n_obf=n_obf * expected_fraction(t, stop_obf),
+        n_per_arm_obf=math.ceil(n_obf - 1e-9), expected_n_obf=n_obf * obf_stop,
         msprt_tau=tau, n_per_arm_msprt_max=math.ceil(n_msprt - 1e-9),
-        expected_n_msprt=n_msprt * expected_fraction(t, stop_msprt),
+        expected_n_msprt=n_msprt * msprt_stop,
     )  # fmt: skip
+
+
+def _design_drift(t, bounds_at, power: float, sides: int) -> tuple[float, float]:
+    """The drift giving ``power``, and the expected stopping fraction at that drift."""
+    drift = drift_for_power(t, bounds_at, power, sides)
+    return drift, expected_fraction(t, boundary_crossing(t, bounds_at(drift), drift, sides))
