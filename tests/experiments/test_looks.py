@@ -127,14 +127,14 @@ def test_aa_primary_metric_rejects_at_about_alpha_fixed_and_sequential(aa_replic
     assert looks.size().eq(len(look_days(30, 7))).all()
 
 
-BIAS_R = 40
+BIAS_R = 30
 BIAS_METRICS = ("items_per_order", "revenue_per_visitor")
 
 
 def test_estimates_at_each_look_are_unbiased_for_the_truth_as_of_that_day(tmp_path):
-    """Bundles: each look's lift minus the truth cut at its day, mean over 40 replicates.
+    """Bundles: each look's lift minus the truth cut at its day, mean over 30 replicates.
 
-    |mean| <= 3.5 MC SE (SE = sd of the differences / sqrt(40)) at every look of both metrics.
+    |mean| <= 3.5 MC SE (SE = sd of the differences / sqrt(30)) at every look of both metrics.
     The truth of revenue per visitor grows with the days (orders accumulate), so reading
     whole-window totals at early looks (the old stand-in) overstates it there.
     """
