@@ -121,6 +121,9 @@ def validate_run(cfg: DictConfig) -> None:
     arms = {"whatif": ("all",), "baseline": ("control",)}.get(name, worlds.AB_ARMS)
     worlds.check_strategies(cfg.strategy, arms)
     check_number(cfg.experiment.look_every, "experiment.look_every", ge=1, integer=True)
+    for key in ("planned_mde", "msprt_tau"):
+        if cfg.experiment[key] is not None:
+            check_number(cfg.experiment[key], f"experiment.{key}", gt=0)
     if name in ("ab_test", "power_sim"):
         analysis = abtest.analysis_of(cfg, cfg.split)
         abtest.target_of(cfg, analysis, scenario)

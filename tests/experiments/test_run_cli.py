@@ -91,6 +91,7 @@ EXPERIMENT_BAD = [  # need experiment=ab_test
     (["target=q1_sales", "target.metric=bounce_rat"], "target.metric",
      "one of the analysis metrics"),
     (["experiment=power_sim", "experiment.sizes=[]"], "experiment.sizes", "non-empty list"),
+    (["experiment.msprt_tau=-1"], "experiment.msprt_tau", "> 0"),
     (["strategy=[bundles]", "strategy.bundles.discount=1.0"], "strategy.bundles.discount",
      "< 1"),
     (["strategy=[bundles]", "strategy.bundles.discount=-0.1"], "strategy.bundles.discount",
