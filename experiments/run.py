@@ -23,10 +23,14 @@ from experiments.figures import funnel_figure, kpis_over_time_figure
 from experiments.replicates import run_replicates
 from experiments.texts import (
     HEADLINE,
+    ab_panel,
     ab_sections,
     ab_text,
+    power_table,
+    senses,
     setup_text,
     strategies_label,
+    whatif_table,
     whatif_text,
 )
 from sim.aggregate import facts_of
@@ -172,7 +176,8 @@ def _whatif(cfg: DictConfig, scenario, out_dir: Path) -> dict:
         report.Section("Setup", setup_text(cfg, scenario)),
         report.Section("Effect on every KPI", "Without and with the strategies on the same "
                        "population and keyed random numbers; with replicates, the mean and a 95% "
-                       "t interval of the difference over replicates.", [table]),
+                       "t interval of the difference over replicates. Rates in %, their "
+                       "differences in percentage points (pp).", [whatif_table(table)]),
         report.Section("Headline KPIs", "", figures=["whatif_lift.png"]),
     ])  # fmt: skip
     return {"whatif": table.to_dict("records")}
@@ -212,11 +217,13 @@ def _ab_test(cfg: DictConfig, scenario, out_dir: Path) -> dict:
                               out_dir / "replicates", cfg.backend, cfg.workers, cfg.progress,
                               "A/B replicates")  # fmt: skip
         outputs.write_parquet(out_dir / "replicates.parquet", reps)
-    print(ab_text(outcome, table, reps))
+    sense = senses(design.analysis, design.target)
+    panel = ab_panel(outcome, table, sense, scenario.days, design.analysis.alpha)
+    print(ab_text(outcome, table, reps, panel))
     report.write_report(
         out_dir,
         "A/B test: " + strategies_label(cfg),
-        ab_sections(cfg, scenario, outcome, table, by_arm, seq, metric, reps),
+        ab_sections(cfg, scenario, design, outcome, table, by_arm, seq, metric, reps, panel),
     )
     return summary
 
@@ -229,7 +236,7 @@ def _power_sim(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     report.write_report(out_dir, "Simulated power: " + strategies_label(cfg), [
         report.Section("Setup", setup_text(cfg, scenario)),
         report.Section("Power by size", power_sim.__doc__.split("\n\n")[1].replace("\n", " "),
-                       [table], ["power_curves.png"]),
+                       [power_table(table)], ["power_curves.png"]),
     ])  # fmt: skip
     return {"power": table.to_dict("records")}
 
