@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -302,9 +303,10 @@ table.t th{font-weight:600;color:#5f6368;text-align:right;vertical-align:bottom;
  padding:4px 7px;border-bottom:2px solid #dadce0}
 table.t td{padding:4px 7px;border-bottom:1px solid #eee;text-align:right;vertical-align:top;
  font-variant-numeric:tabular-nums}
-table.t td:first-child,table.t th:first-child{text-align:left}
-table.t tr.good td{background:#e6f4ea}table.t tr.good td.r{color:#137333;font-weight:600}
-table.t tr.bad td{background:#fce8e6}table.t tr.bad td.r{color:#c5221f;font-weight:600}
+table.t td:first-child,table.t th:first-child,table.t .l{text-align:left}
+table.t tr.good td{background:#e6f4ea}table.t tr.bad td{background:#fce8e6}
+table.t tr.good td.r{color:#137333;font-weight:600}
+table.t tr.bad td.r{color:#c5221f;font-weight:600}
 .caption{font-size:13px;color:#5f6368;margin:12px 0 0}
 .panel{border:1px solid;border-left-width:8px;border-radius:6px;padding:14px 20px;margin:8px 0}
 .panel.good{border-color:#1e8e3e;background:#f3faf5}
@@ -347,16 +349,28 @@ def _escape(text) -> str:
     return html.escape(str(text)).replace("_", "_<wbr>")
 
 
+NUMERIC = re.compile(r"^([-+<\[(]|\d|\u221e|\u2013$|yes$|no$)")
+
+
+def _classes(frame: pd.DataFrame) -> dict:
+    """Each column's class attribute: ``l`` for text (left-aligned), ``r`` for the result."""
+    out = {}
+    for c in frame.columns:
+        names = ([] if frame[c].astype(str).str.match(NUMERIC).all() else ["l"]) + (
+            ["r"] if c == "result" else [])  # fmt: skip
+        out[c] = f' class="{" ".join(names)}"' if names else ""
+    return out
+
+
 def _html_table(table: Table) -> str:
     parts = [f'<p class="caption">{html.escape(table.caption)}</p>'] if table.caption else []
     frame, tones = table.frame, table.tones or [""] * len(table.frame)
+    align = _classes(frame)
     for cols in column_groups(frame, keys=table.keys):
-        head = "".join(f"<th>{_escape(c)}</th>" for c in cols)
+        head = "".join(f"<th{align[c]}>{_escape(c)}</th>" for c in cols)
         rows = []
         for tone, (_, row) in zip(tones, frame[cols].iterrows(), strict=True):
-            cells = "".join(
-                f"<td{' class=r' if c == 'result' else ''}>{_escape(row[c])}</td>" for c in cols
-            )
+            cells = "".join(f"<td{align[c]}>{_escape(row[c])}</td>" for c in cols)
             rows.append(f'<tr class="{tone}">{cells}</tr>' if tone else f"<tr>{cells}</tr>")
         parts.append(f'<table class="t"><thead><tr>{head}</tr></thead>'
                      f"<tbody>{''.join(rows)}</tbody></table>")  # fmt: skip

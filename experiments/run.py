@@ -235,7 +235,8 @@ def _power_sim(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     print(table.to_string(index=False))
     report.write_report(out_dir, "Simulated power: " + strategies_label(cfg), [
         report.Section("Setup", setup_text(cfg, scenario)),
-        report.Section("Power by size", power_sim.__doc__.split("\n\n")[1].replace("\n", " "),
+        report.Section("Power by size", " ".join(power_sim.__doc__.split("\n\n")[1:3]).replace(
+                       "\n", " ").replace(":mod:", "").replace("`", ""),
                        [power_table(table)], ["power_curves.png"]),
     ])  # fmt: skip
     return {"power": table.to_dict("records")}
