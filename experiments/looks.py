@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import worlds
+from experiments.stats.metrics import RatioOfMeans
 from experiments.stats.sequential import sequential_looks
 from sim.world import Results
 
@@ -92,6 +93,24 @@ def mixture_plan(design: Design, metric: str, planned_mde=None, tau=None) -> dic
     return {"planned_mde": planned_mde, "tau": tau}
 
 
+def pre_period_baseline(users: pd.DataFrame, metric) -> float | None:
+    """A metric's value in the pre-period (the warm-up), where its ``pre_*`` columns exist.
+
+    A ratio reads ``sum(pre_numer) / sum(pre_denom)`` (conversion_rate: pre_orders /
+    pre_sessions); a per-user value reads the mean of ``pre_<column>`` over the pre-period's
+    visitors. What an analyst would plan from last quarter's data; None where it cannot.
+    """
+    cols = (metric.numer, metric.denom) if isinstance(metric, RatioOfMeans) else (metric.column,)
+    pre = [f"pre_{c}" for c in cols]
+    if not set(pre) <= set(users.columns) or "pre_sessions" not in users.columns:
+        return None
+    if isinstance(metric, RatioOfMeans):
+        den = float(users[pre[1]].sum())
+        return float(users[pre[0]].sum()) / den if den else None
+    visitors = users[users["pre_sessions"] > 0]
+    return float(visitors[pre[0]].mean()) if len(visitors) else None
+
+
 def sequential_of(design: Design, results: Results, metric: str, every: int = 7,
                   planned_mde=None, tau=None) -> pd.DataFrame:  # fmt: skip
     """Every look at one metric, each on the per-user table as of its day (one row per look)."""
@@ -99,7 +118,10 @@ def sequential_of(design: Design, results: Results, metric: str, every: int = 7,
     tables = ((day, users_as_of(results, day)) for day in days)
     spend = (np.asarray(days) + 1) / design.scenario.days
     plan = mixture_plan(design, metric, planned_mde, tau)
-    return sequential_looks(design.analysis, tables, metric, spend_at=spend, **plan)
+    chosen = next(m for m in design.analysis.metrics if m.name == metric)
+    baseline = pre_period_baseline(results.users, chosen)
+    return sequential_looks(design.analysis, tables, metric, spend_at=spend, baseline=baseline,
+                            **plan)  # fmt: skip
 
 
 def truth_as_of(design: Design, seed: int, days, metrics) -> pd.DataFrame:

@@ -258,14 +258,23 @@ def confidence_sequence(estimate, se, tau: float, alpha: float = 0.05, alternati
     return low, high
 
 
-def mixing_sd(metric, control: float, planned_mde: float | None = None,
-              tau: float | None = None) -> tuple[float, str]:  # fmt: skip
+def mixing_sd(metric, control, planned_mde: float | None = None, tau: float | None = None,
+              baseline: float | None = None) -> tuple[float, str]:  # fmt: skip
     """The mSPRT's mixing standard deviation ``tau`` (lift units), fixed before the test reads.
 
-    In order: ``tau`` if given; else ``planned_mde`` (relative) times ``|control|``, the control
-    arm's value at the first look (the first thing known); else, for a non-inferiority metric,
-    its margin (the distance from the null to "no change"); else :data:`DEFAULT_PLANNED_MDE`
-    times ``|control|``. The mixture is most powerful near lifts of about ``tau``.
+    In order: ``tau`` if given; else ``planned_mde`` (relative) times the metric's ``baseline``
+    planned from history (e.g. the pre-period), if given, else times ``|control|``, the control
+    arm's value at the first look (the first thing known; where it is 0, as for a rare event in
+    a small first week, the first look where it is not); else, for a non-inferiority metric, its
+    margin (the distance from the null to "no change"); else :data:`DEFAULT_PLANNED_MDE` in
+    place of ``planned_mde``. The mixture is most powerful near lifts of about ``tau``.
+
+    Args:
+        metric: The metric (its margin is used).
+        control: The control's value at each look, in order (or at the first look).
+        planned_mde: Relative lift the test is planned for.
+        tau: Absolute override.
+        baseline: The metric's value planned from history.
 
     Returns:
         ``(tau, source)``, the source in words.
@@ -276,16 +285,21 @@ def mixing_sd(metric, control: float, planned_mde: float | None = None,
         return float(metric.ni_margin), "non-inferiority margin"
     mde = DEFAULT_PLANNED_MDE if planned_mde is None else planned_mde
     check_number(mde, "experiment.planned_mde", gt=0)
-    value = float(mde * abs(control))
-    if not np.isfinite(value) or value <= 0:
-        why = "set (> 0): the control at the first look is 0 or undefined, so no scale"
-        raise ConfigError("experiment.msprt_tau", why, control)
     source = "planned_mde" if planned_mde is not None else f"default planned MDE {mde:.0%}"
-    return value, f"{source} x control at the first look"
+    if baseline is not None and np.isfinite(baseline) and baseline != 0:
+        return float(mde * abs(baseline)), f"{source} x pre-period baseline {baseline:.4g}"
+    values = np.abs(np.atleast_1d(np.asarray(control, dtype=float)))
+    usable = np.flatnonzero(np.isfinite(values) & (values > 0))
+    if not usable.size:
+        why = "set (> 0): the control is 0 or undefined at every look, so no scale"
+        raise ConfigError("experiment.msprt_tau", why, float(values[0]))
+    where = "the first look" if usable[0] == 0 else f"look {usable[0] + 1} (first with control > 0)"
+    return float(mde * values[usable[0]]), f"{source} x control at {where}"
 
 
 def sequential_looks(analysis, looks, metric: str, days=None, *, spend_at=None,
                      planned_mde: float | None = None, tau: float | None = None,
+                     baseline: float | None = None,
                      day_col: str = "first_exposure_day"):  # fmt: skip
     """Read one metric at several looks with the naive, O'Brien-Fleming and mSPRT rules.
 
@@ -302,6 +316,7 @@ def sequential_looks(analysis, looks, metric: str, days=None, *, spend_at=None,
             information over the last look's information.
         planned_mde: Relative lift the mSPRT is tuned to (see :func:`mixing_sd`).
         tau: Absolute mixing standard deviation of the mSPRT (overrides ``planned_mde``).
+        baseline: The metric's value planned from history (scales ``planned_mde``).
         day_col: Each user's first exposure day (single-table stand-in only).
 
     Returns:
@@ -315,7 +330,8 @@ def sequential_looks(analysis, looks, metric: str, days=None, *, spend_at=None,
         pairs = looks.items() if isinstance(looks, Mapping) else looks
         rows = [look_row(single, frame, day) for day, frame in pairs]
     table = pd.DataFrame(rows)
-    scale, source = mixing_sd(single.metrics[0], table["control"].iloc[0], planned_mde, tau)
+    scale, source = mixing_sd(single.metrics[0], table["control"].to_numpy(), planned_mde, tau,
+                              baseline)  # fmt: skip
     return decide(table, single.metrics[0], analysis.alpha, scale, spend_at).assign(
         tau=scale, tau_source=source
     )

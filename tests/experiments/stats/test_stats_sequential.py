@@ -259,3 +259,15 @@ def test_smaller_is_better_rejects_on_minus_z_and_looks_take_as_of_tables():
 def test_a_look_whose_information_does_not_grow_is_not_tested_by_obrien_fleming():
     assert list(growing([4.0, 6.0, 5.0, 6.0, 7.0, np.nan])) == [True, True, False, False, True,
                                                                  False]  # fmt: skip
+
+
+def test_mixing_sd_is_planned_from_history_else_the_first_positive_control():
+    from experiments.stats.sequential import mixing_sd
+
+    metric = Proportion(name="cr", column="converted")
+    tau, source = mixing_sd(metric, [0.0, 0.02], planned_mde=0.1, baseline=0.03)
+    assert tau == pytest.approx(0.003) and "pre-period baseline" in source
+    tau, source = mixing_sd(metric, [0.0, 0.02], planned_mde=0.1)  # a rare event in week one
+    assert tau == pytest.approx(0.002) and "look 2" in source
+    with pytest.raises(ConfigError, match="experiment.msprt_tau: must be set"):
+        mixing_sd(metric, [0.0, 0.0], planned_mde=0.1)
