@@ -180,8 +180,8 @@ def decide(table, srm, sense, days: float, alpha: float = 0.05, planned=None) ->
     arms = list(dict.fromkeys(rows["arm"]))
     if srm.flag:
         counts = ", ".join(f"{arm} {n:,}" for arm, n in srm.counts.items())
-        reason = (f"The sample ratio check flags a mismatch ({counts} users; p = "
-                  f"{p_value(srm.p_value)}, below {srm.threshold:g}): the arms are not "
+        reason = (f"The sample ratio check flags a mismatch ({counts} users; "
+                  f"{p_phrase(srm.p_value)}, below {srm.threshold:g}): the arms are not "
                   "comparable, so no result of this test can be trusted. Find the assignment "
                   "or logging bug, fix it and restart the test.")  # fmt: skip
         return [Decision(arm, "stop", "Stop: the split is broken, fix assignment", reason)
@@ -230,7 +230,10 @@ def _keep_running(primary, arm, sense, alpha, family, days, rate, planned) -> De
              for _, r in primary.iterrows()}  # fmt: skip
     metric = min(needs, key=needs.get)
     row = primary[primary["metric"] == metric].iloc[0]
-    n, lift = needs[metric], _lift_text(metric, decision_estimate(row)[0])
+    estimate = decision_estimate(row)[0]
+    n, lift = needs[metric], _lift_text(metric, estimate)
+    if sense[metric].null != 0:  # a non-inferiority test: the distance from the margin counts
+        lift += f", {_lift_text(metric, estimate - sense[metric].null)} from its margin"
     basis = (
         f"at the {rate:,.0f} users exposed per day so far, {POWER:.0%} power for the "
         f"observed lift of {metric} ({lift}) takes about"
@@ -253,6 +256,12 @@ def _keep_running(primary, arm, sense, alpha, family, days, rate, planned) -> De
         reason += (f" For the target's lift ({target}): "
                    + ("already powered." if m == 0 else f"about {m:,.0f} more days."))  # fmt: skip
     return Decision(arm, "keep running", f"Keep running for about {days_n} more days", reason, n)
+
+
+def p_phrase(p) -> str:
+    """``p = 0.034`` or ``p < 0.001``."""
+    text = p_value(p)
+    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
 def _join(names) -> str:
@@ -318,7 +327,7 @@ def _primary_text(row, sense: Sense, alpha: float) -> str:
     cuped = " (CUPED)" if pd.notna(row.get("cuped_lift", np.nan)) else ""
     text = (f"{metric}, {arm} vs control: {lift(estimate)}{cuped} "
             f"{interval(row['adj_ci_low'], row['adj_ci_high'], lift)} "
-            f"({_rel_text(row)} relative); adjusted p = {p_value(row['p_adjusted'])}: {words} "
+            f"({_rel_text(row)} relative); adjusted {p_phrase(row['p_adjusted'])}: {words} "
             f"at alpha {alpha:g}.")  # fmt: skip
     if "true_abs_lift" in row and pd.notna(row["true_abs_lift"]):
         true_rel = percent(row["true_rel_lift"], True)
@@ -339,8 +348,12 @@ def _target_text(smart: dict, r: dict) -> str:
     show = (lambda v: percent(v, True)) if rel else (lambda v: number(v, signed=True))
     goal = show(r["target_lift"] * (1 if t["direction"] == "increase" else -1))
     when = f" by {t['deadline']}" if t.get("deadline") else ""
+    where = {"met": "lies wholly at or beyond", "not met": "lies wholly short of"}.get(
+        r["verdict"], "contains")  # fmt: skip
+    ci = interval(r["ci_low"], r["ci_high"], show)
     return (f"{t['metric']} {goal} ({t['lift_kind']}){when}, {r['arm']}: {r['verdict'].upper()}: "
-            f"{r['reason']}. Chance of a 'met' verdict at this sample size if the true lift is "
+            f"estimate {show(r['estimate'])} {ci}; the {smart['interval']} {where} the target. "
+            f"Chance of a 'met' verdict at this sample size if the true lift is "
             f"{show(r['assumed_lift'])} ({r['assumed_from']}): {percent(r['p_met'])}; it reaches "
             f"{POWER:.0%} at a true lift of {show(r['min_lift_to_meet'])}. Flat-prior "
             f"probability that the lift is at or beyond the target: "
@@ -352,7 +365,7 @@ def _srm_text(srm) -> str:
     shares = " / ".join(f"{s:.0%}" for s in srm.expected_shares.values())
     state = "MISMATCH: the split is broken" if srm.flag else "OK"
     return (
-        f"{state} (p = {p_value(srm.p_value)}; flagged below {srm.threshold:g}): "
+        f"{state} ({p_phrase(srm.p_value)}; flagged below {srm.threshold:g}): "
         f"{counts} users, planned {shares}."
     )
 
@@ -414,7 +427,7 @@ def metric_table(rows: pd.DataFrame, sense, alpha: float, compact: bool = False)
             or int((rows["role"] == "primary").sum()) > 1
         ),
         "adjusted": bool((rows["role"] == "primary").any()),
-        "margin": bool((rows["role"] == "guardrail").any()),
+        "margin": any(sense[m].margin is not None for m in rows["metric"]),
         "truth": "true_abs_lift" in rows and bool(rows["true_abs_lift"].notna().any()),
     }
     records = [_metric_cells(r, sense[r["metric"]], alpha, show) for _, r in rows.iterrows()]

@@ -77,7 +77,7 @@ def test_a_significantly_better_primary_metric_ships():
 def test_a_sample_ratio_mismatch_stops_whatever_the_metrics_say():
     (d,) = decide(table(row(lift=10.0, se=4.0)), SRM_BAD, SENSE, days=30)
     assert (d.action, d.headline) == ("stop", "Stop: the split is broken, fix assignment")
-    assert "3,300" in d.reason and "<0.001" in d.reason
+    assert "3,300" in d.reason and "p < 0.001" in d.reason
 
 
 def test_an_inconclusive_test_keeps_running_for_the_days_its_mde_needs():
