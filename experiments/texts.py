@@ -325,10 +325,9 @@ def _primary_text(row, sense: Sense, alpha: float) -> str:
              "inconclusive": "no clear difference", "non-inferior": "shown non-inferior",
              "not shown": "non-inferiority not shown"}[effect(row, sense)]  # fmt: skip
     cuped = " (CUPED)" if pd.notna(row.get("cuped_lift", np.nan)) else ""
-    text = (f"{metric}, {arm} vs control: {lift(estimate)}{cuped} "
-            f"{interval(row['adj_ci_low'], row['adj_ci_high'], lift)} "
-            f"({_rel_text(row)} relative); adjusted {p_phrase(row['p_adjusted'])}: {words} "
-            f"at alpha {alpha:g}.")  # fmt: skip
+    shown = _lift_cell(metric, estimate, row["adj_ci_low"], row["adj_ci_high"])
+    text = (f"{metric}, {arm} vs control: {shown}{cuped} ({_rel_text(row)} relative); "
+            f"adjusted {p_phrase(row['p_adjusted'])}: {words} at alpha {alpha:g}.")  # fmt: skip
     if "true_abs_lift" in row and pd.notna(row["true_abs_lift"]):
         true_rel = percent(row["true_rel_lift"], True)
         text += f" The true lift is {lift(row['true_abs_lift'])} ({true_rel})."
