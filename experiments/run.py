@@ -19,6 +19,7 @@ from tqdm import tqdm
 from experiments import abtest, outputs, power_sim, report, whatif, worlds
 from experiments import config as config_mod
 from experiments.cli import hydra_app
+from experiments.decision import senses
 from experiments.figures import funnel_figure, kpis_over_time_figure
 from experiments.replicates import run_replicates
 from experiments.texts import (
@@ -27,7 +28,6 @@ from experiments.texts import (
     ab_sections,
     ab_text,
     power_table,
-    senses,
     setup_text,
     strategies_label,
     whatif_table,

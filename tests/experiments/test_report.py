@@ -20,16 +20,10 @@ import pytest
 from experiments import run as run_mod
 from experiments.cli import compose_config
 from experiments.config import register
+from experiments.decision import Sense, decide, decision_estimate
 from experiments.report import Section, format_frame, number, p_value, percent, write_report
 from experiments.stats.analysis import SRMResult
-from experiments.texts import (
-    Sense,
-    ab_panel,
-    decide,
-    decision_estimate,
-    metric_table,
-    whatif_table,
-)
+from experiments.texts import ab_panel, metric_table, whatif_table
 
 Z = 1.959964 + 0.841621  # z_(1 - 0.05/2) + z_0.8
 SENSE = {"aov": Sense(1, 0.0, None, False), "margin_per_visitor": Sense(1, -0.5, 0.5, True),
