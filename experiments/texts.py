@@ -397,8 +397,9 @@ def ab_text(outcome, table: pd.DataFrame, reps, panel: Panel | None = None) -> s
 
 
 def replicate_summary(reps: pd.DataFrame) -> pd.DataFrame:
-    """Per metric over replicates: rejection rate and (with truth) interval coverage."""
+    """Per metric and population over replicates: rejection rate and (with truth) coverage."""
     agg = {"replicates": ("significant", "size"), "rejection_rate": ("significant", "mean")}
     if "abs_covered" in reps:
         agg["coverage_abs"] = ("abs_covered", "mean")
-    return reps.groupby("metric", sort=False).agg(**agg).reset_index()
+    keys = ["population", "metric"] if "population" in reps else ["metric"]
+    return reps.groupby(keys, sort=False).agg(**agg).reset_index()
