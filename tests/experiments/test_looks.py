@@ -75,8 +75,10 @@ def test_a_look_in_sequential_csv_is_the_analysis_of_the_log_cut_at_its_day(tmp_
     assert look["se"] == pytest.approx(float(comparison.se), rel=1e-9)
     assert look["z"] == pytest.approx(float(comparison.abs_lift / comparison.se), rel=1e-9)
     assert look["n"] == frame["exposed"].sum()
-    # tau = the target's +15% x control at the first look, fixed from then on
-    assert seq["tau"].to_numpy() == pytest.approx(0.15 * seq["control"].iloc[0])
+    # tau = the target's +15% x the pre-period's conversion rate, fixed before the first look
+    baseline = users["pre_orders"].sum() / users["pre_sessions"].sum()
+    assert seq["tau"].to_numpy() == pytest.approx(0.15 * baseline)
+    assert seq["tau_source"].str.contains("pre-period baseline").all()
 
 
 AA_R = 200
@@ -100,6 +102,7 @@ def aa_replicates(tmp_path_factory):
 def test_aa_test_rejects_at_about_alpha(aa_replicates):
     """Fixed horizon, every metric (the former test in test_experiments.py, same assertions)."""
     reps = aa_replicates[aa_replicates["kind"] == "horizon"]
+    reps = reps[reps["population"] == "exposed"]  # the decision's rows (ITT rows follow them)
     rates = reps.assign(reject=reps["p_value"] < 0.05).groupby("metric")["reject"].mean()
     # each metric: SE sqrt(.05 * .95 / 200) = 0.0154; band 0.05 +- 3.5 SE = [0, 0.104]
     assert (rates <= 0.05 + 3.5 * np.sqrt(0.05 * 0.95 / AA_R)).all(), rates
@@ -115,7 +118,8 @@ def test_aa_primary_metric_rejects_at_about_alpha_fixed_and_sequential(aa_replic
     naive daily peek is printed beside them (it inflates the rate; 5 looks, about 0.1).
     """
     reps = aa_replicates
-    horizon = reps[(reps["kind"] == "horizon") & (reps["metric"] == "conversion_rate")]
+    horizon = reps[(reps["kind"] == "horizon") & (reps["metric"] == "conversion_rate")
+                   & (reps["population"] == "exposed")]  # fmt: skip
     looks = reps[reps["kind"] == "look"].groupby("replicate")
     rates = {"fixed": (horizon["p_value"] < 0.05).mean()} | {
         rule: looks[f"{rule}_reject"].max().mean() for rule in ("obf", "msprt", "naive")
