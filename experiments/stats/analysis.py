@@ -141,30 +141,6 @@ def arm_groups(frame: pd.DataFrame, arm_col: str, control: str, arms, keep) -> G
     return Groups.build(out.astype(np.intp), tuple(names))
 
 
-def _check_arm_sizes(groups: Groups, population: str) -> np.ndarray:
-    counts = groups.n
-    for name, count in zip(groups.names, counts, strict=True):
-        if count < 2:
-            allowed = f"an arm with at least 2 users in the analysed population ({population})"
-            raise ConfigError(f"arm '{name}'", allowed, f"{int(count)} users")
-    return counts
-
-
-def _notes(metric: str, arm: str, comparison: Comparison) -> list[str]:
-    """Reasons for defined-but-degenerate results (stated, not hidden)."""
-    notes = []
-    if not np.isfinite(comparison.control) or not np.isfinite(comparison.treatment):
-        notes.append(f"{metric} ({arm}): undefined (a ratio's denominator sums to 0 in an arm)")
-    elif comparison.se == 0:
-        notes.append(
-            f"{metric} ({arm}): zero variance (every user has the same value in each arm): "
-            "p-value is 1 if the arms are equal, 0 if not; intervals have zero width"
-        )
-    elif np.isnan(comparison.rel_lift) or np.isnan(comparison.rel_ci_low):
-        notes.append(f"{metric} ({arm}): relative lift undefined (a mean is 0 or negative)")
-    return notes
-
-
 class AnalysisResult(NamedTuple):
     """What an analysis returns.
 
@@ -272,11 +248,6 @@ class Analysis:
         keep = keep & ~blank  # left out of both populations, as the note says
         masks = [("exposed", keep & exposed)] + ([("itt", keep)] if self.itt else [])
         return masks, [n for n in notes if n]
-
-    def groups(self, frame: pd.DataFrame, keep: np.ndarray | None = None) -> Groups:
-        """Arm codes of the decision population (optionally restricted to ``keep``)."""
-        (_, mask), *_ = self.masks(frame, keep)[0]
-        return arm_groups(frame, self.arm_col, self.control, self.arms, mask)
 
     def run(self, frame: pd.DataFrame, keep: np.ndarray | None = None) -> AnalysisResult:
         """Analyse ``frame`` (rows outside the boolean mask ``keep`` are ignored)."""
