@@ -21,7 +21,7 @@ import pandas as pd
 
 from experiments import worlds
 from experiments.analyze import build_analysis, build_target, judge_target
-from experiments.looks import sequential_of
+from experiments.looks import sequential_of, truth_as_of, users_as_of
 from experiments.stats.analysis import Analysis, AnalysisResult
 from experiments.stats.metrics import RatioOfMeans
 from experiments.stats.targets import SmartTarget
@@ -118,22 +118,41 @@ def run_once(design: Design, seed: int, events: bool = False, progress=None) -> 
     kpi_truth, metric_truth = true_effects(design, seed) if design.truth else (None, None)
     smart = None
     if design.target is not None:
+        day = deadline_day(design)
+        frame = results.users if day is None else users_as_of(results, day)
         ns = SimpleNamespace(start_date=design.scenario.start_date, day_col="first_exposure_day",
                              segment_col="segment")  # fmt: skip
-        smart = judge_target(ns, design.analysis, design.target, results.users,
-                             _target_truth(design, metric_truth))  # fmt: skip
+        smart = judge_target(ns, design.analysis, design.target, frame,
+                             _target_truth(design, seed, metric_truth, day))  # fmt: skip
     return Outcome(results, result, smart, kpi_truth, metric_truth)
 
 
-def _target_truth(design: Design, metric_truth: pd.DataFrame | None) -> float | None:
+def deadline_day(design: Design) -> int | None:
+    """The target's deadline as a day number, None when it is the horizon's last day (or unset).
+
+    A target is judged on what was known by the end of its deadline: the per-user table as of
+    that day (:func:`experiments.looks.users_as_of`), not the whole window's totals.
+    """
+    target, scenario = design.target, design.scenario
+    if target is None or target.deadline is None:
+        return None
+    day = (target.deadline - scenario.start).days
+    return day if day < scenario.days - 1 else None
+
+
+def _target_truth(design: Design, seed: int, metric_truth, day: int | None) -> float | None:
     """The target metric's true lift on its own scale, where the run knows it.
 
     Known when the truth worlds ran and the target covers the whole decision population (no
-    segment); the deadline is taken as the horizon's (the usual Q1 case).
+    segment); cut at the deadline when it falls before the horizon's end.
     """
     target = design.target
     if metric_truth is None or target.segment is not None:
         return None
+    if day is not None:
+        row = truth_as_of(design, seed, [day], [target.metric]).iloc[0]
+        a, b = row["none_treated"], row["all_treated"]
+        return float(b / a - 1 if target.lift_kind == "relative" else b - a) if a else None
     row = metric_truth[metric_truth["metric"] == target.metric].iloc[0]
     return float(row["true_rel_lift" if target.lift_kind == "relative" else "true_abs_lift"])
 

@@ -9,6 +9,7 @@ writes ab_results.csv and srm.json (and smart.json with a target) to Hydra's run
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,7 +204,7 @@ def input_columns(cfg: Any) -> list[str]:
             with open(cfg.input, "rb") as f:
                 head = f.read(65536)
             if b"\x00" in head:  # text has no NUL bytes; pandas would read binary as a header
-                raise UnicodeDecodeError("utf-8", head, 0, 1, "binary data (NUL bytes)")
+                raise ConfigError("input", "a text CSV file", f"{cfg.input}: binary data")
             return list(pd.read_csv(cfg.input, nrows=0).columns)
         return list(pq.read_schema(cfg.input).names)
 
@@ -268,7 +269,9 @@ def judge_target(cfg: Any, analysis: an.Analysis, target: SmartTarget, frame,
     ``achievable`` assume; otherwise the estimate stands in.
     """
     keep = target_rows(frame, target, cfg.start_date, cfg.day_col, cfg.segment_col)
-    result = analysis.only(target.metric, key="target.metric").run(frame, keep)
+    single = analysis.only(target.metric, key="target.metric")
+    two_sided = dataclasses.replace(single.metrics[0], alternative="two-sided", ni_margin=None)
+    result = dataclasses.replace(single, metrics=(two_sided,)).run(frame, keep)
     verdicts = [
         evaluate_target(
             target, arm, result.decisions[(target.metric, arm)], analysis.alpha, true_lift=true_lift
@@ -297,10 +300,16 @@ TARGET_DEFINITIONS = {
 
 
 def _with_ci(values, lows, highs, fmt: str) -> list[str]:
-    return [
-        "undefined" if np.isnan(v) else f"{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]"
-        for v, lo, hi in zip(values, lows, highs, strict=True)
-    ]
+    """``value [low, high]``; "undefined" for what cannot be computed (never "nan")."""
+    cells = []
+    for v, lo, hi in zip(values, lows, highs, strict=True):
+        if np.isnan(v):
+            cells.append("undefined")
+        elif np.isnan(lo) or np.isnan(hi):
+            cells.append(f"{fmt.format(v)} [undefined]")
+        else:
+            cells.append(f"{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]")
+    return cells
 
 
 def results_frame(table: pd.DataFrame) -> pd.DataFrame:
@@ -328,8 +337,10 @@ def report(result: an.AnalysisResult, smart: dict | None) -> str:
     ]
     lines += [f"note: {n}" for n in result.notes]
     for r in (smart or {}).get("results", []):
+        chance = "undefined" if np.isnan(r["p_met"]) else f"{r['p_met']:.3f}"
+        achievable = "undefined" if r["achievable"] is None else r["achievable"]
         lines.append(f"target {r['metric']} ({r['arm']}): {r['verdict']}; {r['reason']}; "
-                     f"P(met) {r['p_met']:.3f}; achievable: {r['achievable']}")  # fmt: skip
+                     f"P(met) {chance}; achievable: {achievable}")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -102,8 +102,9 @@ def flag_column(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarra
     try:
         values = frame[column].astype("boolean")
     except (TypeError, ValueError):
+        found = ", ".join(map(repr, frame[column].dropna().unique()[:3]))
         raise ConfigError(f"column '{column}'", "0/1 or true/false in every row",
-                          str(frame[column].dtype)) from None  # fmt: skip
+                          f"values such as {found}") from None  # fmt: skip
     missing = values.isna().to_numpy()
     return values.fillna(False).to_numpy(dtype=bool), missing
 
@@ -290,12 +291,15 @@ class Analysis:
                 )
                 notes += _notes(metric.name, arm, plain, population, method)
         self._adjust(rows, columns, groups)
+        if groups.size > 2 and self.correction == "bh":
+            notes.append(f"{population}: with three or more arms the primary family is "
+                         "corrected by Dunnett (means) and Holm (others), not BH")  # fmt: skip
         return rows, found, notes
 
     def _adjust(self, rows: list[dict], columns: Columns, groups: Groups) -> None:
         """Fill ``p_adjusted``, ``adj_ci_*`` and ``significant`` of one population's rows."""
         for row in rows:
-            row["p_adjusted"] = row.pop("decision_p")
+            row["p_adjusted"] = row["decision_p"]
         family = [r for r in rows if r["role"] == "primary"]
         if groups.size == 2:
             p = adjust_p_values([r["p_adjusted"] for r in family], self.correction)
@@ -306,8 +310,8 @@ class Analysis:
         by_name = {m.name: m for m in self.metrics}
         for row in rows:
             metric = by_name[row["metric"]]
-            estimate, se, p_raw = row.pop("decision_estimate"), row.pop("decision_se"), row.pop(
-                "decision_p_raw")  # fmt: skip
+            estimate, se = row.pop("decision_estimate"), row.pop("decision_se")
+            p_raw = row.pop("decision_p")
             row["adj_ci_low"], row["adj_ci_high"] = adjusted_interval(
                 estimate, se, metric.null, p_raw, row["p_adjusted"], self.alpha,
                 metric.test_alternative)  # fmt: skip
@@ -323,7 +327,7 @@ class Analysis:
         for name in names:
             p = np.array([r["p_adjusted"] for r in family if r["metric"] == name], dtype=float)
             metric = by_name[name]
-            if isinstance(metric, Mean):
+            if isinstance(metric, Mean) and metric.test == "welch":
                 p = dunnett_p_values(_samples(metric, columns, groups), metric.test_alternative)
             else:
                 p = adjust_p_values(p, "holm")
@@ -351,13 +355,17 @@ def resolve_roles(metrics, roles) -> dict[str, str]:
 
 
 def _samples(metric: Mean, columns: Columns, groups: Groups) -> list[np.ndarray]:
-    """Per-arm values of a mean metric as its decision reads them (CUPED-adjusted if set)."""
+    """Per-arm values of a mean metric as its decision reads them (CUPED-adjusted if set).
+
+    Treatment arms are shifted by the metric's null (minus a non-inferiority margin), so that
+    Dunnett's test of "no difference" is the metric's own test of ``lift == null``.
+    """
     y = metric.values(columns)
     if metric.covariate is not None:
         x = columns.get(metric.covariate, metric.name, nonnegative=False)
         _, theta, x_bar = cuped(groups, y, x)
         y = y - theta * (x - x_bar)
-    return [y[groups.codes == k] for k in range(groups.size)]
+    return [y[groups.codes == k] - (metric.null if k else 0.0) for k in range(groups.size)]
 
 
 def _check_arm_sizes(groups: Groups, population: str) -> np.ndarray:
@@ -395,7 +403,7 @@ def _row(metric: str, arm: str, c: Comparison, d: Comparison, method: str, has_c
               "rel_lift", "rel_ci_low", "rel_ci_high", "p_value")  # fmt: skip
     row = {"metric": metric, "arm": arm, "se": float(c.se)}
     row |= {f: float(getattr(c, f)) for f in fields}
-    row |= {"method": method, "decision_p": float(d.p_value), "decision_p_raw": float(d.p_value),
+    row |= {"method": method, "decision_p": float(d.p_value),
             "decision_estimate": float(d.abs_lift), "decision_se": float(d.se)}  # fmt: skip
     cuped = {"cuped_lift": d.abs_lift, "cuped_ci_low": d.abs_ci_low, "cuped_ci_high": d.abs_ci_high,
              "cuped_p_value": d.p_value}  # fmt: skip

@@ -100,11 +100,14 @@ def _safe_stat(diff, se) -> np.ndarray:
     """``diff / se``; with zero variance (se == 0) a zero difference gives 0, else +-inf.
 
     So a comparison of two arms in which every user has the same value gets p = 1 (no evidence of
-    a difference) rather than NaN; the analysis states this reason beside the result.
+    a difference) rather than NaN; the analysis states this reason beside the result. An
+    undefined comparison (a ratio whose denominator sums to 0 in an arm: NaN difference or se)
+    stays NaN, so it is never read as significant.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = np.asarray(diff / se, dtype=float)
-    return np.where(se > 0, stat, np.where(diff == 0, 0.0, np.copysign(np.inf, diff)))
+    out = np.where(se > 0, stat, np.where(diff == 0, 0.0, np.copysign(np.inf, diff)))
+    return np.where(np.isfinite(diff) & np.isfinite(se), out, np.nan)
 
 
 def relative_lift(control, treatment, se_control, se_treatment, alpha, alternative, df=None):

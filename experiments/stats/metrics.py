@@ -89,12 +89,12 @@ class Groups(NamedTuple):
         loses no precision worth speaking of.
         """
         d_y, s_y, mean_y = self._shifted(y)
-        syy = self.sums(d_y * d_y) - s_y**2 / self.n
+        syy = _centred(self.sums(d_y * d_y), s_y**2 / self.n, self.n)
         if x is None:
             empty = np.full(self.size, np.nan)
             return Moments(self.n, mean_y, empty, syy, empty, empty)
         d_x, s_x, mean_x = self._shifted(x)
-        sxx = self.sums(d_x * d_x) - s_x**2 / self.n
+        sxx = _centred(self.sums(d_x * d_x), s_x**2 / self.n, self.n)
         sxy = self.sums(d_x * d_y) - s_x * s_y / self.n
         return Moments(self.n, mean_y, mean_x, syy, sxx, sxy)
 
@@ -103,6 +103,18 @@ class Groups(NamedTuple):
         deviations = values - shift
         # Means from raw sums, so an arm whose values are all 0 has a mean of exactly 0.
         return deviations, self.sums(deviations), self.sums(values) / self.n
+
+
+def _centred(raw: np.ndarray, correction: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``raw - correction`` (a centred sum of squares), rounding error below it set to 0.
+
+    When every value of an arm is equal the difference cancels to rounding error, up to about
+    ``n * eps * raw`` for ``n`` values summed one after another; a tiny positive or negative
+    variance there would hide the "zero variance" case. A real variance that small (relative
+    ``n * 4e-16`` of the squared distance to the overall mean) is lost: nothing a test can see.
+    """
+    centred = raw - correction
+    return np.where(centred <= 4 * n * np.finfo(float).eps * raw, 0.0, centred)
 
 
 class Columns:

@@ -217,8 +217,8 @@ def _scalar(value) -> float:
 def mde_from_se(se: float, alpha: float, power: float, alternative: str = "two-sided") -> float:
     """MDE of a test whose lift has standard error ``se``: ``(z_{1-a(/2)} + z_power) * se``.
 
-    The normal approximation used to judge whether a SMART target is achievable from the
-    standard error observed at the deadline's sample size.
+    The normal approximation of a test against 0 (SMART targets use their own rule:
+    :func:`experiments.stats.targets.min_lift_to_meet`).
     """
     tail = alpha / 2 if alternative == "two-sided" else alpha
     return float((stats.norm.isf(tail) + stats.norm.ppf(power)) * se)

@@ -2,8 +2,9 @@
 
 A target names a metric (a KPI id), a direction, an absolute or relative lift (relative to the
 control arm), an optional segment and a deadline date. It is judged on the users exposed up to
-the deadline (the per-user table holds each user's totals, so "up to the deadline" selects users
-by ``first_exposure_day``; their later activity is not cut off).
+the deadline (selected by ``first_exposure_day``). A per-user table of totals cannot cut their
+later activity: the simulator therefore passes the table as of the deadline
+(:func:`experiments.looks.users_as_of`); real data should be exported as of the deadline.
 
 One rule, and every quantity follows it. Work on the lift's scale: the absolute lift, or
 ``log(1 + lift)`` for a relative target (its interval is the delta method on the log ratio), with
@@ -94,7 +95,7 @@ class TargetResult(NamedTuple):
     se: float
     verdict: str
     p_met: float
-    achievable: bool
+    achievable: bool | None  # None where the lift is undefined
     min_lift_to_meet: float
     assumed_lift: float
     assumed_from: str
@@ -166,7 +167,12 @@ def evaluate_target(
     target: SmartTarget, arm: str, comparison: Comparison, alpha: float, power: float = 0.8,
     true_lift: float | None = None,
 ) -> TargetResult:  # fmt: skip
-    """Verdict, the chance of a "met" verdict, and whether the target was achievable."""
+    """Verdict, the chance of a "met" verdict, and whether the target was achievable.
+
+    ``comparison`` must be two-sided (the verdict reads its ``1 - alpha`` interval; a one-sided
+    interval would make "met" a test at ``alpha`` and "not met" impossible):
+    :func:`experiments.analyze.judge_target` compares the target's metric two-sided.
+    """
     goal, relative = target.signed_lift, target.lift_kind == "relative"
     prefix = "rel" if relative else "abs"
     est, low, high = (float(getattr(comparison, f"{prefix}_{part}"))
@@ -175,13 +181,18 @@ def evaluate_target(
     sign = 1 if target.direction == "increase" else -1
     assumed, source = (est, "estimate (plug-in)") if true_lift is None else (true_lift, "truth")
     rule = (goal, se, alpha, target.direction, target.lift_kind)
-    chance = float(p_met(assumed, *rule)) if se > 0 else float(sign * (assumed - goal) > 0)
     with np.errstate(divide="ignore", invalid="ignore"):  # a relative lift of -100%: -inf
         gap = float(np.log1p(est) - np.log1p(goal)) if relative else est - goal
-        posterior = float(stats.norm.cdf(sign * gap / se)) if se > 0 else float(sign * gap >= 0)
+        if not (np.isfinite(se) and np.isfinite(est)):  # undefined lift: nothing to predict
+            chance = posterior = math.nan
+        elif se > 0:
+            chance = float(p_met(assumed, *rule))
+            posterior = float(stats.norm.cdf(sign * gap / se))
+        else:
+            chance, posterior = float(sign * (assumed - goal) > 0), float(sign * gap >= 0)
     verdict, reason = _verdict(sign, goal, low, high, 1 - alpha)
     return TargetResult(target.metric, arm, target.lift_kind, goal, est, low, high, se, verdict,
-                        chance, bool(chance >= power),
+                        chance, None if math.isnan(chance) else bool(chance >= power),
                         min_lift_to_meet(goal, se, alpha, power, target.direction,
                                          target.lift_kind),
                         assumed, source, posterior, reason)  # fmt: skip

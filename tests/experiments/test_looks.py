@@ -152,3 +152,27 @@ def test_estimates_at_each_look_are_unbiased_for_the_truth_as_of_that_day(tmp_pa
     print("bias per look vs truth as of the day:\n", summary.assign(truth=truth))
     assert (summary["mean"].abs() <= 3.5 * summary["mc_se"]).all(), summary
     assert truth.loc["revenue_per_visitor"].is_monotonic_increasing  # revenue accumulates
+
+
+def test_a_target_with_an_earlier_deadline_is_judged_on_what_was_known_by_then():
+    """Deadline day 13 of 30: the verdict reads the table as of day 13, and so does its truth."""
+    import dataclasses
+    import datetime as dt
+
+    from experiments.abtest import run_once
+    from experiments.looks import truth_as_of
+    from experiments.stats.targets import SmartTarget
+
+    d = design("strategy=[bundles]", "scenario.warmup_days=30", truth=True)
+    deadline = d.scenario.start + dt.timedelta(days=CUT)
+    d = dataclasses.replace(d, target=SmartTarget("items_per_order", 0.1, deadline=deadline))
+    outcome = run_once(d, 5)
+    as_of = users_as_of(outcome.results, CUT)
+    assert outcome.smart["n_by_arm"] == {arm: int(n) for arm, n in as_of[as_of.exposed].groupby(
+        "arm", observed=True).size().items()}  # fmt: skip
+    (r,) = outcome.smart["results"]
+    expected = d.analysis.only("items_per_order").run(as_of).comparisons
+    assert r["estimate"] == pytest.approx(float(next(iter(expected.values())).rel_lift))
+    truth = truth_as_of(d, 5, [CUT], ["items_per_order"]).iloc[0]
+    assert r["assumed_from"] == "truth"
+    assert r["assumed_lift"] == pytest.approx(truth.all_treated / truth.none_treated - 1)

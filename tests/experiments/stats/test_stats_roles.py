@@ -134,3 +134,35 @@ def test_relative_lift_against_a_zero_control_is_undefined_with_its_reason():
     result = Analysis((Proportion(name="vcr", column="converted"),), control="A").run(frame)
     assert np.isnan(result.table.iloc[0].rel_lift)
     assert any("relative lift undefined (the control's value is 0)" in n for n in result.notes)
+
+
+def test_an_undefined_ratio_is_never_significant():
+    """No orders in treatment: AOV is 0/0 there; its p-value stays NaN (review finding)."""
+    frame = users()
+    frame.loc[frame.arm == "B", ["orders", "revenue"]] = 0
+    table = Analysis(METRICS[2:3], control="A", roles={"aov": "primary"}).run(frame).table
+    assert table.p_value.isna().all() and table.p_adjusted.isna().all()
+    assert not table.significant.any()
+
+
+def test_arms_of_equal_values_have_exactly_zero_variance():
+    """Every user 3.7 in A, 4.1 in B: the one-pass sums must not leave a rounding variance."""
+    frame = users()
+    frame["revenue"] = np.where(frame.arm == "A", 3.7, 4.1)
+    result = Analysis((Mean(name="rpv", column="revenue"),), control="A").run(frame)
+    row = result.table.iloc[0]
+    assert row.se == 0.0 and row.p_value == 0.0
+    assert any("rpv (B, exposed): zero variance" in n for n in result.notes)
+
+
+def test_dunnett_tests_the_metrics_own_null_under_a_margin():
+    frame = users(arms=("A", "B", "C"), n=12000)
+    metric = Mean(name="rpv", column="revenue", ni_margin=0.5)
+    table = Analysis((metric,), control="A", roles={"rpv": "primary"}).run(frame).table
+    table = table.query("population == 'exposed'").set_index("arm")
+    exposed = frame[frame.exposed]
+    a, b, c = (exposed[exposed.arm == k].revenue.to_numpy() for k in ("A", "B", "C"))
+    shifted = stats.dunnett(b + 0.5, c + 0.5, control=a, alternative="greater",
+                            rng=np.random.default_rng(0))  # fmt: skip
+    assert table.p_adjusted.to_numpy() == pytest.approx(shifted.pvalue, rel=1e-3)
+    assert (table.p_adjusted >= table.p_value * 0.999).all()  # adjusting never lowers p much

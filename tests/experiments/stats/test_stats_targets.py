@@ -155,3 +155,36 @@ def test_unknown_segment_and_missing_start_date_are_errors():
 def test_bad_target_fields_are_errors(kwargs, key):
     with pytest.raises(ConfigError, match=key):
         SmartTarget(**({"metric": "x", "lift": 0.1} | kwargs))
+
+
+def test_an_undefined_lift_gives_no_chance_and_no_achievable():
+    target = SmartTarget("conversion", 0.15)
+    c = comparison(0.01, 0.002)._replace(rel_lift=np.float64(np.nan), rel_se=np.float64(np.nan))
+    result = evaluate_target(target, "B", c, 0.05)
+    assert np.isnan(result.p_met) and result.achievable is None
+    assert np.isnan(result.posterior_p_beyond_target) and result.verdict == "inconclusive"
+
+
+def test_a_target_on_a_one_sided_metric_is_judged_on_the_two_sided_interval():
+    """A guardrail (one-sided, margin) that is also a target: "not met" must stay possible."""
+    from types import SimpleNamespace
+
+    from experiments.analyze import judge_target
+    from experiments.stats.analysis import Analysis
+    from experiments.stats.metrics import Mean
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {
+            "arm": np.repeat(["A", "B"], 5000),
+            "exposed": True,
+            "revenue": rng.exponential(10, 10000) * np.repeat([1.0, 1.05], 5000),
+        }
+    )
+    metric = Mean(name="rpv", column="revenue", ni_margin=1.0)
+    analysis = Analysis((metric,), control="A")
+    ns = SimpleNamespace(start_date=None, day_col="d", segment_col="s")
+    far = judge_target(ns, analysis, SmartTarget("rpv", 0.5, lift_kind="relative"), frame)
+    (r,) = far["results"]
+    assert np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"])
+    assert r["verdict"] == "not met"  # +5% is far short of +50%; one-sided it read inconclusive
