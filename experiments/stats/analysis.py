@@ -384,6 +384,9 @@ def _notes(metric: str, arm: str, c: Comparison, population: str, method: str) -
     if method == "fisher exact":
         notes.append(f"{where}: fewer than 5 successes or failures in an arm: p-value from "
                      "Fisher's exact test")  # fmt: skip
+    if method == "delta, few events":
+        notes.append(f"{where}: fewer than 5 events in an arm: the delta method's normal "
+                     "approximation is unreliable here (no exact test for a ratio)")  # fmt: skip
     if not np.isfinite(c.control) or not np.isfinite(c.treatment):
         notes.append(f"{where}: undefined (a ratio's denominator sums to 0 in an arm)")
     elif c.se == 0:

@@ -436,6 +436,16 @@ class RatioOfMeans(Metric):
         dof = m.n - 1
         return RatioStats(m.n, m.mean_y, m.mean_x, m.syy / dof, m.sxx / dof, m.sxy / dof)
 
+    def method(self, summary: RatioStats, control: int, treatment: int) -> str:
+        """``delta``; ``delta, few events`` when an arm sums fewer than 5 in either column.
+
+        No exact test is offered for a ratio under user randomisation; the note says that its
+        normal approximation is then unreliable (e.g. conversion_rate with 3 orders in an arm).
+        """
+        totals = [summary.mean_num[k] * summary.n[k] for k in (control, treatment)]
+        totals += [summary.mean_den[k] * summary.n[k] for k in (control, treatment)]
+        return "delta, few events" if min(abs(t) for t in totals) < EXACT_BELOW else "delta"
+
     def compare(self, summary: RatioStats, control: int, treatment: int, alpha: float):
         """Delta-method comparison of the two arms' ratios."""
         arm_c = RatioStats(*(v[control] for v in summary))

@@ -338,9 +338,13 @@ def sequential_looks(analysis, looks, metric: str, days=None, *, spend_at=None,
 
 
 def look_row(analysis, frame: pd.DataFrame, day, keep=None) -> dict:
-    """One look: users, both arms' values, lift, its se and ``z = (lift - null) / se``."""
+    """One look: users, both arms' values, lift, its se and ``z = (lift - null) / se``.
+
+    The look reads the metric's decision test, as the horizon does: CUPED-adjusted where the
+    metric has a covariate, else the plain test.
+    """
     result = analysis.run(frame, keep)
-    (c,) = result.comparisons.values()
+    (c,) = (result.decisions or result.comparisons).values()
     metric = analysis.metrics[0]
     se = float(c.se)
     z = (float(c.abs_lift) - metric.null) / se if se > 0 else np.nan

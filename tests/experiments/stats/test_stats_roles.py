@@ -166,3 +166,22 @@ def test_dunnett_tests_the_metrics_own_null_under_a_margin():
                             rng=np.random.default_rng(0))  # fmt: skip
     assert table.p_adjusted.to_numpy() == pytest.approx(shifted.pvalue, rel=1e-3)
     assert (table.p_adjusted >= table.p_value * 0.999).all()  # adjusting never lowers p much
+
+
+def test_a_ratio_with_few_events_says_its_approximation_is_unreliable():
+    frame = users(n=600)
+    frame.loc[(frame.arm == "B") & (frame.orders > 0), "orders"] = 0
+    frame.loc[frame.arm == "B", "orders"] = np.where(np.arange((frame.arm == "B").sum()) < 3, 1, 0)
+    result = Analysis(METRICS[1:2], control="A").run(frame)
+    assert result.table.method.iloc[0] == "delta, few events"
+    assert any("fewer than 5 events in an arm" in note for note in result.notes)
+
+
+def test_sequential_looks_read_the_cuped_decision_where_a_covariate_is_set():
+    from experiments.stats.sequential import sequential_looks
+
+    frame = users(n=20000)
+    analysis = Analysis(METRICS[3:4], control="A")
+    looks = sequential_looks(analysis, [(0, frame)], "revenue_per_visitor", tau=1.0)
+    row = analysis.run(frame).table.iloc[0]
+    assert looks.abs_lift.iloc[0] == pytest.approx(row.cuped_lift, rel=1e-12)
