@@ -21,7 +21,7 @@ import pandas as pd
 
 from experiments import worlds
 from experiments.analyze import build_analysis, build_target, judge_target
-from experiments.looks import sequential_of, truth_as_of, users_as_of
+from experiments.looks import truth_as_of, users_as_of
 from experiments.stats.analysis import Analysis, AnalysisResult
 from experiments.stats.metrics import RatioOfMeans
 from experiments.stats.targets import SmartTarget
@@ -170,23 +170,6 @@ def versus_truth(outcome: Outcome) -> pd.DataFrame:
         t["true_rel_lift"] <= t["rel_ci_high"]
     )
     return t
-
-
-def sequential(
-    design: Design,
-    results: Results,
-    metric: str,
-    every: int = 7,
-    planned_mde: float | None = None,
-    tau: float | None = None,
-) -> pd.DataFrame:
-    """Looks at one metric every ``every`` days and at the horizon (naive, O'Brien-Fleming, mSPRT).
-
-    The first look comes after a week of data; the last is the horizon's last day. Each look
-    reads the data as of its day (:mod:`experiments.looks`); the mSPRT's ``tau`` comes from
-    ``tau``, else ``planned_mde``, else the target on this metric (see ``mixture_plan``).
-    """
-    return sequential_of(design, results, metric, every, planned_mde, tau)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from experiments import abtest, outputs, power_sim, report, whatif, worlds
+from experiments import abtest, looks, outputs, power_sim, report, whatif, worlds
 from experiments import config as config_mod
 from experiments.cli import hydra_app
 from experiments.decision import senses
@@ -84,9 +84,7 @@ def format_kpis(frame: pd.DataFrame) -> str:
 def _fmt(value, kpi: str, type_: str) -> str:
     if value is None or pd.isna(value):
         return "-"
-    percent = kpi.endswith("_rate") or kpi in {"ctr", "csat", "zero_party_share",
-                                               "revenue_share_by_channel"}  # fmt: skip
-    if percent:
+    if report.is_percent(kpi):
         return f"{value:.2%}"
     if type_ == "total" or abs(value) >= 1000:
         return f"{value:,.0f}"
@@ -206,8 +204,8 @@ def _ab_test(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     metric = cfg.experiment.sequential_metric or (
         design.target.metric if design.target else design.analysis.metrics[0].name
     )
-    seq = abtest.sequential(design, results, metric, cfg.experiment.look_every,
-                            cfg.experiment.planned_mde, cfg.experiment.msprt_tau)  # fmt: skip
+    seq = looks.sequential_of(design, results, metric, cfg.experiment.look_every,
+                              cfg.experiment.planned_mde, cfg.experiment.msprt_tau)  # fmt: skip
     outputs.write_csv(out_dir / "sequential.csv", seq)
     report.lift_figure(table, out_dir / "lift.png", design.target)
     report.sequential_figure(seq, metric, scenario.start, out_dir / "sequential.png")
