@@ -35,7 +35,7 @@ class ExperimentConfig:
     alpha: float = 0.05
     correction: str = "holm"
     population: str = "exposed"  # exposed users (DESIGN.md) or all (intention to treat)
-    sequential_metric: str | None = None  # default: the target's metric, else the first
+    sequential_metric: str | None = None  # default: the (first) primary metric
     look_every: int = 7  # days between sequential looks (O'Brien-Fleming bounds cost grows fast)
     # mSPRT mixing sd tau, fixed before the test: planned_mde (relative lift) x the control's
     # value at the first look; default the target's lift when the target is on the sequential

@@ -201,9 +201,8 @@ def _ab_test(cfg: DictConfig, scenario, out_dir: Path) -> dict:
         outputs.write_csv(out_dir / "ab_vs_truth.csv", table)
     if outcome.smart is not None:
         outputs.write_json(out_dir / "smart.json", outcome.smart)
-    metric = cfg.experiment.sequential_metric or (
-        design.target.metric if design.target else design.analysis.metrics[0].name
-    )
+    names = design.analysis.primary or tuple(m.name for m in design.analysis.metrics)
+    metric = cfg.experiment.sequential_metric or names[0]
     seq = looks.sequential_of(design, results, metric, cfg.experiment.look_every,
                               cfg.experiment.planned_mde, cfg.experiment.msprt_tau)  # fmt: skip
     outputs.write_csv(out_dir / "sequential.csv", seq)
