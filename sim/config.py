@@ -135,6 +135,21 @@ class RetentionConfig:
 
 
 @dataclass
+class HistoryConfig:
+    """The store's past before warm-up: a drawn order history (see :mod:`sim.history`)."""
+
+    days: int = MISSING  # length of the past drawn before warm-up (0: a brand-new store)
+
+
+@dataclass
+class ClvConfig:
+    """How lifetime value is predicted: horizon and yearly discount rate of future margin."""
+
+    horizon_days: int = MISSING
+    discount_rate: float = MISSING  # yearly, for future margin
+
+
+@dataclass
 class OutputConfig:
     """What the run writes."""
 
@@ -158,6 +173,8 @@ class Scenario:
     funnel: FunnelConfig = field(default_factory=FunnelConfig)
     aftermath: AftermathConfig = field(default_factory=AftermathConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    clv: ClvConfig = field(default_factory=ClvConfig)
 
     @property
     def start(self) -> dt.date:
@@ -180,9 +197,11 @@ _PROBABILITIES = {
 _POSITIVE = {
     "size", "days", "n_products", "n_categories", "price_median", "price_scale", "cpm",
     "every_days", "delivery_days", "affinity_concentration", "visit_rate_shape", "price_reference",
-    "boost_days", "saturation_frequency",
+    "boost_days", "saturation_frequency", "horizon_days",
 }  # fmt: skip
-_INTEGERS = {"size", "days", "warmup_days", "n_products", "n_categories", "complements"}
+_INTEGERS = {
+    "size", "days", "warmup_days", "n_products", "n_categories", "complements", "horizon_days",
+}  # fmt: skip
 
 
 def _check_value(key: str, name: str, value: object) -> None:

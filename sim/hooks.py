@@ -93,7 +93,8 @@ class Carts:
 
     Read: ``agent``, ``time``, ``value`` (basket value paid), ``items``, ``visit`` (position in
     the Visits cohort), ``order_id`` (-1 for an abandoned cart). May change in on_purchase:
-    ``p_review`` (chance the buyer reviews after delivery).
+    ``p_review`` (chance the buyer reviews after delivery) and ``p_return`` (chance the order
+    is returned after delivery).
     """
 
     agent: np.ndarray
@@ -103,6 +104,7 @@ class Carts:
     visit: np.ndarray
     order_id: np.ndarray
     p_review: np.ndarray | None = None
+    p_return: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.agent)

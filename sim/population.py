@@ -25,7 +25,8 @@ class Population:
 
     State: ``aware``, ``email_ok``/``sms_ok`` (subscribed), ``zero_party`` (answered the quiz),
     ``lapsed``, ``next_visit`` (time of the next own visit, inf = none), ``n_sessions``,
-    ``n_orders``, ``last_order`` (time), ``revenue``, ``margin``, ``items`` and the per-user
+    ``n_orders``, ``last_order`` (time), ``satisfaction`` (of the last delivered order; NaN
+    before one), ``revenue``, ``margin``, ``items`` and the per-user
     table's counters.
     """
 
@@ -50,6 +51,7 @@ class Population:
     n_orders: np.ndarray
     n_messages: np.ndarray
     last_order: np.ndarray
+    satisfaction: np.ndarray
 
     @property
     def size(self) -> int:
@@ -112,4 +114,5 @@ def build_population(scenario: Scenario, seed: int) -> Population:
         n_orders=np.zeros(n, dtype=np.int32),
         n_messages=np.zeros(n, dtype=np.int32),
         last_order=np.full(n, -np.inf),
+        satisfaction=np.full(n, np.nan, dtype=np.float32),
     )

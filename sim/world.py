@@ -32,6 +32,7 @@ from sim.catalog import build_catalog
 from sim.config import PAID_CHANNELS, SOURCES, Scenario
 from sim.eventlog import EventLog, Table
 from sim.funnel import Funnel, carts_of, occurrence
+from sim.history import draw_history
 from sim.hooks import Basket, Hooks, Ledger, Messages
 from sim.population import build_population
 
@@ -114,6 +115,7 @@ class World:
         self.window_impressions = dict.fromkeys(PAID_CHANNELS, 0.0)
         self.deliveries: dict[int, list] = {}
         self._queued: list[tuple] = []
+        draw_history(self)
         self._schedule_first_visits()
         for s in self.strategies:
             s.setup(self)
