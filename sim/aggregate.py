@@ -18,6 +18,8 @@ from sim.config import PAID_CHANNELS
 
 ATTRIBUTION_DAYS = 7.0
 REPEAT_WINDOW = 90.0
+RETENTION_PROGRAMMES = ("gamification_", "win_back_")  # ledger kinds not in CAC (prefixes)
+OPERATIONS = ("shipping", "returns", "express")  # ledger kinds that are not marketing
 
 
 @dataclass
@@ -33,6 +35,8 @@ class Facts:
     costs: pd.DataFrame  # kind, amount, arm, day
     users: pd.DataFrame  # the per-user table
     extra: dict
+    clv: object = None  # scenario.clv (horizon, discount) for clv_predictive; None: no fit
+    seed: int = 0
 
     @cached_property
     def session_frame(self) -> pd.DataFrame:
@@ -62,6 +66,8 @@ def facts_of(results) -> Facts:
         costs=results.costs,
         users=results.users,
         extra=results.extra,
+        clv=results.scenario.clv,
+        seed=results.seed,
     )
 
 
@@ -155,15 +161,20 @@ def _cost_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
         return None
     c = f.costs
     is_ad = c["kind"].str.startswith("ad_")
+    kind = c["kind"].astype(str)
+    acquisition = ~is_ad & ~kind.isin(OPERATIONS) & ~kind.str.startswith(RETENTION_PROGRAMMES)
     c = c.assign(
         ad_spend=np.where(is_ad, c["amount"], 0.0),
         other_costs=np.where(is_ad, 0.0, c["amount"]),
+        acquisition_costs=np.where(acquisition, c["amount"], 0.0),
         channel=pd.Categorical(c["kind"].str.removeprefix("ad_").where(is_ad, "none")),
     )
-    agg = {"ad_spend": ("ad_spend", "sum"), "other_costs": ("other_costs", "sum")}
+    agg = {"ad_spend": ("ad_spend", "sum"), "other_costs": ("other_costs", "sum"),
+           "acquisition_costs": ("acquisition_costs", "sum")}  # fmt: skip
     if "channel" in keys:  # only ad spend belongs to a channel
         out = _group(c[is_ad.to_numpy()], keys, agg)
         out["other_costs"] = np.nan
+        out["acquisition_costs"] = np.nan
         return out
     return _group(c, keys, agg)
 
@@ -189,8 +200,8 @@ def _survey_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
 
 
 COHORT_SUMS = ("repeat_eligible", "repeaters", "repeat_days", "active_at_start", "retained",
-               "margin_to_date", "customers_to_date", "new_customers",
-               "zero_party_customers")  # fmt: skip
+               "margin_to_date", "revenue_to_date", "customers_to_date", "new_customers",
+               "zero_party_customers", "customers_at_start", "clv_predicted")  # fmt: skip
 
 
 def _cohort(f: Facts) -> pd.DataFrame:
@@ -210,6 +221,8 @@ def _cohort(f: Facts) -> pd.DataFrame:
     active = np.zeros(n, bool)
     active[user[(time < 0) & (time >= -REPEAT_WINDOW)]] = True
     customer = ~np.isnan(t1)
+    at_start = customer & (t1 < 0)
+    predicted = _predicted_clv(f, n)
     return u.assign(
         repeat_eligible=eligible,
         repeaters=repeat,
@@ -217,11 +230,30 @@ def _cohort(f: Facts) -> pd.DataFrame:
         active_at_start=active,
         retained=active & (u["orders"].to_numpy() > 0),
         margin_to_date=np.bincount(user, weights=o["margin"].to_numpy(), minlength=n),
+        revenue_to_date=np.bincount(user, weights=o["revenue"].to_numpy(), minlength=n),
         customers_to_date=customer,
+        customers_at_start=at_start & np.isfinite(predicted),  # none when nothing was fitted
+        clv_predicted=np.where(at_start & np.isfinite(predicted), predicted, 0.0),
         new_customers=customer & (t1 >= 0),
         zero_party_customers=customer & f.extra["zero_party"],
         reached=f.extra["ad_reached"],
     )
+
+
+def _predicted_clv(f: Facts, n: int) -> np.ndarray:
+    """Each user's predicted margin over the CLV horizon, fitted on the orders before day 0."""
+    from experiments.stats.lifetime import clv_per_customer  # the stats layer's models
+
+    clv = f.clv
+    if clv is None or not len(f.orders):
+        return np.full(n, np.nan)
+    from lifetimes.utils import ConvergenceError
+
+    try:
+        return clv_per_customer(f.orders, n, 0.0, clv.horizon_days, clv.discount_rate,
+                                seed=f.seed)  # fmt: skip
+    except ConvergenceError:  # too few repeat buyers to fit: no prediction (the KPI is NaN)
+        return np.full(n, np.nan)
 
 
 def _user_sums(f: Facts, keys: list[str], reach_only: bool = False):
@@ -245,7 +277,8 @@ def sums(f: Facts, keys: list[str]) -> pd.DataFrame:
               "sms_click", "unsubscribe", "ad_spend", "other_costs", "survey_n", "promoters",
               "detractors", "csat_pos", "repeat_eligible", "repeaters", "repeat_days",
               "active_at_start", "retained", "margin_to_date", "customers_to_date",
-              "new_customers", "zero_party_customers"]  # fmt: skip
+              "new_customers", "zero_party_customers", "acquisition_costs", "revenue_to_date",
+              "customers_at_start", "clv_predicted"]  # fmt: skip
     present = {c for p in parts if p is not None for c in p}
     for col in needed:
         if col not in frame:

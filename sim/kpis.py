@@ -256,16 +256,24 @@ def churn_rate(s):
 
 @kpi("mean", "action")
 def clv_historical(s):
-    """Gross margin per customer to date (warm-up included) over customers to date."""
+    """Revenue per customer to date (warm-up and the store's past included), as the articles say."""
+    return _div(s["revenue_to_date"], s["customers_to_date"])
+
+
+@kpi("mean", "action")
+def clv_historical_margin(s):
+    """Gross margin per customer to date (warm-up and past included): clv_historical's twin."""
     return _div(s["margin_to_date"], s["customers_to_date"])
 
 
 @kpi("mean", "action")
-def clv_predictive(s):
-    """AOV x orders per customer per year x gross margin share x 1 / yearly churn.
+def clv_simple(s):
+    """The articles' textbook CLV: AOV x orders per year x margin share x 1 / yearly churn.
 
     Orders per year = window orders / window purchasers x 365 / days; yearly churn =
-    1 - (1 - churn_rate) ** (365 / days): all in per-year units.
+    1 - (1 - churn_rate) ** (365 / days). Kept for teaching: it assumes a lifetime of
+    1 / yearly churn years at the rate of customers who bought in the window, so it overstates
+    what the store's customers bring (``experiment=clv`` grades it against the world's future).
     """
     years = s["days"] / 365.0
     per_year = _div(s["orders"], s["purchasers"]) / years
@@ -279,9 +287,30 @@ def clv_predictive(s):
     )
 
 
+@kpi("mean", "action")
+def clv_predictive(s):
+    """Predicted gross margin per customer at day 0 over scenario.clv.horizon_days, discounted.
+
+    BG/NBD (purchase counts) + Gamma-Gamma (margin per purchase) fitted on the orders before
+    day 0 (``experiments.stats.lifetime.clv_per_customer``), averaged over the customers at day 0.
+    """
+    return _div(s["clv_predicted"], s["customers_at_start"])
+
+
 @kpi("ratio", "action")
 def cac(s):
-    """Customer acquisition cost = ad spend / new customers (first order ever in the window)."""
+    """Customer acquisition cost = acquisition spend / new customers (first order ever in window).
+
+    Acquisition spend = ad spend + every marketing cost except retention programmes'
+    (gamification, win-back) and operations (shipping, returns, express delivery): messages,
+    discounts, reminders and strategy fees count, as the articles define CAC.
+    """
+    return _div(s["ad_spend"] + s["acquisition_costs"], s["new_customers"])
+
+
+@kpi("ratio", "action")
+def cac_paid(s):
+    """Paid CAC = ad spend / new customers."""
     return _div(s["ad_spend"], s["new_customers"])
 
 

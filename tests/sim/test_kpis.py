@@ -151,9 +151,12 @@ EXPECTED = {
     "days_to_second_order": 15.0,  # -10 -> 5
     "retention_rate": 1.0,  # user 0 active at day 0 (order at -10) orders again
     "churn_rate": 0.0,
-    "clv_historical": 35.0,  # margins 20 + 40 (user 0) + 10 (user 1) over 2 customers
-    "clv_predictive": np.nan,  # yearly churn 0: lifetime undefined
-    "cac": 80.0,  # one new customer (user 1)
+    "clv_historical": 90.0,  # revenue 50 + 100 (user 0) + 30 (user 1) over 2 customers
+    "clv_historical_margin": 35.0,  # margins 20 + 40 (user 0) + 10 (user 1) over 2 customers
+    "clv_simple": np.nan,  # yearly churn 0: lifetime undefined
+    "clv_predictive": np.nan,  # a replayed log carries no scenario.clv: no model is fitted
+    "cac": 80.013,  # ads 80 + email and sms 0.013 (acquisition marketing), one new customer
+    "cac_paid": 80.0,  # ads only
     "clv_cac_ratio": np.nan,
     "new_customers": 1,
     "nps": 0.0,  # one promoter (10), one detractor (5) of two answers
