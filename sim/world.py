@@ -115,8 +115,8 @@ class World:
         self.window_impressions = dict.fromkeys(PAID_CHANNELS, 0.0)
         self.deliveries: dict[int, list] = {}
         self._queued: list[tuple] = []
-        draw_history(self)
         self._schedule_first_visits()
+        draw_history(self)  # a past of orders; reschedules its customers' first visits
         for s in self.strategies:
             s.setup(self)
 
