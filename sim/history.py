@@ -1,7 +1,399 @@
-"""The store's past: customers of every tenure, recency and frequency before warm-up."""
+"""The store's past: customers of every tenure, recency and frequency before warm-up.
+
+A store an experiment runs in has traded for years. Simulating those years with the full engine
+would cost about twelve times a quarter's run, so ``scenario.history.days`` of past are drawn
+before the warm-up from a reduced model of the engine's own mechanisms, per agent, one event at
+a time and vectorised over agents:
+
+- awareness comes at the agent's daily hazard of being made aware by the paid channels whose
+  audience it is in (the same keyed audiences as the engine, their mean daily reach and
+  frequency) plus organic discovery; ``population.initially_aware`` is the share aware when the
+  past begins;
+- an aware agent visits at its own hazard (``visit_rate``, thinned by the weekday cycle as the
+  engine does), boosted after an order (``post_purchase_boost``, ``boost_days``) and cut to
+  ``lapsed_rate`` once lapsed, plus clicks from ads, e-mail and SMS at their mean daily rates;
+- each visit ends in an order with the agent's mean purchase chance per visit (the funnel's
+  bounce, number of product views, add-to-cart by taste and price with ``customer_cart_lift``
+  once a customer, checkout and purchase) or else lapses the agent with
+  ``lapse_per_visit x churn``; an order ends a lapse;
+- so the number of visits to the next order or lapse is geometric, and its time inverts the
+  cumulative visit hazard: one draw per event, not per visit;
+- an order's basket is one product picked with the add-to-cart weights (taste x price), in
+  quantity 2 with ``second_item``, booked with the revenue and margin the funnel would book.
+
+What the reduced model leaves out (value-dependent checkout, multi-line baskets, strategies) the
+full 90-day warm-up then works out from this state. The draws come from one generator keyed on
+the seed and the agent id (keyed like :mod:`sim.rng`), before any agent acts, so every world of
+a seed (arms, with and without a strategy) shares the same past. The per-agent event loop is a
+numba kernel: it branches per agent, which numpy cannot vectorise (a numpy version took ~5 s
+at a million agents). ``tests/sim/test_history.py`` checks the result is stationary.
+"""
 
 from __future__ import annotations
 
+import numpy as np
+from numba import njit
+
+from sim import rng
+
+_S_GRID = np.linspace(0.0, 6.0, 61)  # price-sensitivity grid of the taste x price tables
+_VIEW_DRAWS = 20_000  # Monte Carlo draws of the views-per-session distribution
+
+
+def views_distribution(extra_pages: float, views_per_page: float, max_views: int) -> np.ndarray:
+    """P(k product views) of a non-bounced session, k = 1..max_views (the funnel's own rule)."""
+    g = np.random.default_rng(20_240_101)
+    pages = 2 + np.floor(g.exponential(size=_VIEW_DRAWS) * max(extra_pages - 0.5, 0.0))
+    n = np.floor((pages - 1) * views_per_page + g.random(_VIEW_DRAWS))
+    n = np.clip(n, 1, max_views).astype(int)
+    return np.bincount(n, minlength=max_views + 1)[1:] / _VIEW_DRAWS
+
+
+_K_GRID = np.linspace(np.log(1e-4), 0.0, 49)  # log of a view's cart chance at price factor 1
+
+
+class _Shop:
+    """The funnel's terms of each agent's purchase chance per visit, as tables and arrays."""
+
+    def __init__(self, world) -> None:
+        from sim.funnel import MAX_VIEWS
+        from sim.world import CH
+
+        sc, pop, cat = world.scenario, world.pop, world.catalog
+        f = sc.funnel
+        self.world = world
+        self.n_cat = sc.catalog.n_categories
+        factor = (cat.price[None, :] / f.price_reference) ** (-_S_GRID[:, None])  # [grid, P]
+        k = np.exp(_K_GRID)
+        # mean over a category's products of min(1, k x factor): the engine clips each view
+        # ... and the same weighted by the checkout's value term of that product's basket
+        value = np.maximum(cat.price * (1 + f.second_item), 1.0) / (1.5 * f.price_reference)
+        close = value[None, :] ** (-0.15 * _S_GRID[:, None])  # [grid, P]
+        cart = [np.minimum(1.0, k[None, :, None] * factor[:, None, p]) for p in cat.by_category]
+        self.clipped = np.stack([x.mean(axis=2) for x in cart])  # [category, s grid, k grid]
+        self.closing = np.stack([
+            (x * close[:, None, p]).mean(axis=2) for x, p in zip(cart, cat.by_category, strict=True)
+        ])  # fmt: skip
+        self.by_cat = [np.asarray(p) for p in cat.by_category]
+        self.s = pop.price_sensitivity
+        self.aff = pop.affinity
+        self.p_views = views_distribution(f.extra_pages, f.views_per_page, MAX_VIEWS)
+        bounce = np.array([f.bounce[name] for name in CH])
+        own = (
+            sc.traffic.organic_share * bounce[CH["organic_search"]]
+            + (1 - sc.traffic.organic_share) * bounce[CH["direct"]]
+        )
+        self.stay = 1 - np.clip(own + f.mobile_bounce * pop.device, 0, 1)
+        paid = [CH[name] for name in sc.channels] or [CH["direct"]]
+        self.click_stay = 1 - np.clip(bounce[paid].mean() + f.mobile_bounce * pop.device, 0, 1)
+        self.base = f.p_cart * pop.cart_propensity.astype(float)
+        self.f = f
+
+
+def _ad_rates(world) -> tuple[np.ndarray, np.ndarray]:
+    """Each agent's daily hazard of being made aware by ads (and discovery), and of an ad click."""
+    sc, pop = world.scenario, world.pop
+    n = pop.size
+    aware_h, click_h = np.full(n, sc.traffic.discovery_rate), np.zeros(n)
+    for name, cfg in sc.channels.items():
+        key = world.keyed(f"audience_{name}")
+        audience = rng.uniform(key, np.arange(n)) < cfg.audience
+        size = int(audience.sum())
+        impressions = cfg.budget_per_1000 * n / cfg.cpm * float(np.mean(sc.traffic.weekday))
+        if size == 0 or impressions <= 0:
+            continue
+        reach = size * -np.expm1(-impressions / size)
+        f0 = cfg.saturation_frequency
+        freq = f0 * -np.expm1(-impressions / reach / f0)
+        share = reach / size
+        aware_h[audience] += share * -np.expm1(-cfg.awareness_per_impression * freq)
+        click_h[audience] += share * -np.expm1(-cfg.ctr * freq)
+    return aware_h, click_h
+
+
+def _message_rates(world, email_ok: np.ndarray, sms_ok: np.ndarray) -> np.ndarray:
+    """Each agent's daily hazard of clicking an e-mail or SMS campaign (subscribers only)."""
+    sc, eng = world.scenario, world.pop.email_engagement.astype(float)
+    out = np.zeros(len(eng))
+    for cfg, ok in ((sc.email, email_ok), (sc.sms, sms_ok)):
+        p_open = np.clip(cfg.open_rate * eng[ok], 0, 1)
+        p_click = np.clip(cfg.click_rate / cfg.open_rate * eng[ok], 0, 1)
+        out[ok] += p_open * p_click / cfg.every_days
+    return out
+
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_M1 = 0xBF58476D1CE4E5B9
+_M2 = 0x94D049BB133111EB
+_K_MULT = 0xD6E8FEB86659FD93
+
+
+@njit(cache=True)
+def _mix(x):
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(_M1)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(_M2)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+@njit(cache=True)
+def _uniform(key, agent, k):
+    """:func:`sim.rng.uniform` for one (agent, k): the same number."""
+    x = np.uint64(agent) * np.uint64(_GOLDEN) + np.uint64(k) * np.uint64(_K_MULT)
+    x = _mix(x ^ key) + np.uint64(_GOLDEN)
+    return float(_mix(x) >> np.uint64(11)) * (1.0 / 2.0**53)
+
+
+@njit(cache=True)
+def _p_buy(aff, s_pos, base, lift, clipped, closing, p_views, p_checkout, p_purchase):
+    """An agent's chance that a non-bounced visit ends in an order.
+
+    Per category, bilinear lookups of ``clipped`` and ``closing`` (``[c, s, log k]`` tables) at
+    the agent's sensitivity and the view's cart chance ``k`` at price factor 1; below the k grid
+    no view clips, so the value scales linearly in ``k``.
+    """
+    n_cat, n_s, n_k = clipped.shape
+    k0, dk = _K_GRID[0], _K_GRID[1] - _K_GRID[0]
+    si = min(int(s_pos), n_s - 2)
+    sw = s_pos - si
+    q = 0.0
+    weighted = 0.0
+    for c in range(n_cat):
+        a = aff[c]
+        k = base * lift * np.sqrt(a * n_cat)
+        if k <= 0.0:
+            continue
+        x = (np.log(k) - k0) / dk
+        scale = a
+        if x < 0.0:
+            scale = a * k / np.exp(k0)
+            x = 0.0
+        x = min(x, n_k - 1.0)
+        ki = min(int(x), n_k - 2)
+        kw = x - ki
+        w00 = (1 - sw) * (1 - kw) * scale
+        w01 = (1 - sw) * kw * scale
+        w10 = sw * (1 - kw) * scale
+        w11 = sw * kw * scale
+        q += (w00 * clipped[c, si, ki] + w01 * clipped[c, si, ki + 1]
+              + w10 * clipped[c, si + 1, ki] + w11 * clipped[c, si + 1, ki + 1])  # fmt: skip
+        weighted += (w00 * closing[c, si, ki] + w01 * closing[c, si, ki + 1]
+                     + w10 * closing[c, si + 1, ki] + w11 * closing[c, si + 1, ki + 1])  # fmt: skip
+    no_cart = 0.0
+    for j in range(p_views.shape[0]):
+        no_cart += p_views[j] * (1.0 - q) ** (j + 1)
+    term = weighted / q if q > 0.0 else 1.0
+    return (1.0 - no_cart) * p_checkout * min(1.0, p_purchase * term)
+
+
+@njit(cache=True)
+def _history(
+    key,
+    aware0,
+    aware_h,
+    own,
+    click,
+    stay,
+    click_stay,
+    aff,
+    sens,
+    base,
+    churn_q,
+    lift,
+    clipped,
+    closing,
+    p_views,
+    p_checkout,
+    p_purchase,
+    start,
+    t0,
+    boost_b,
+    boost_days,
+    lapsed_rate,
+    price_log,
+    cat_start,
+    cat_size,
+    cat_products,
+    second_item,
+    cap,
+):
+    """Every agent's past, one agent at a time; returns its state at t0 and its orders."""
+    n = aware0.shape[0]
+    s_step = _S_GRID[1] - _S_GRID[0]
+    aware = np.zeros(n, np.bool_)
+    lapsed_out = np.zeros(n, np.bool_)
+    last_out = np.full(n, -np.inf)
+    gap_out = np.zeros(n)
+    o_agent = np.empty(cap, np.int64)
+    o_time = np.empty(cap, np.float64)
+    o_product = np.empty(cap, np.int64)
+    o_qty = np.empty(cap, np.int32)
+    m = 0
+    n_cat = aff.shape[1]
+    for i in range(n):
+        j = 0
+        if aware0[i]:
+            t = start
+        else:
+            rate = max(aware_h[i], 1e-12)
+            t = start - np.log(1.0 - _uniform(key, i, j)) / rate
+        j += 1
+        if t >= t0:
+            continue
+        aware[i] = True
+        s_pos = min(max(sens[i], _S_GRID[0]), _S_GRID[-1]) / s_step
+        p_new = _p_buy(aff[i], s_pos, base[i], 1.0, clipped, closing, p_views, p_checkout,
+                       p_purchase)  # fmt: skip
+        p_cust = -1.0  # computed at the first order (most agents never order)
+        last = -np.inf
+        lapsed = False
+        while True:
+            if last > -np.inf and p_cust < 0.0:
+                p_cust = _p_buy(aff[i], s_pos, base[i], lift, clipped, closing, p_views,
+                                p_checkout, p_purchase)  # fmt: skip
+            pb = p_cust if last > -np.inf else p_new
+            a = own[i] * (lapsed_rate if lapsed else 1.0)
+            b = click[i]
+            boost = boost_b * np.exp(-(t - last) / boost_days) if last > -np.inf else 0.0
+            if boost > 0.01:  # visit by visit: the engine sets the hazard at each visit
+                rate = b + a * (1.0 + boost)
+                t += -np.log(1.0 - _uniform(key, i, j)) / rate
+                if t >= t0:
+                    break
+                own_visit = _uniform(key, i, j + 1) * rate < a * (1.0 + boost)
+                p = pb * (stay[i] if own_visit else click_stay[i])
+                buys = _uniform(key, i, j + 2) < p
+                lapses = (not buys) and (not lapsed) and _uniform(key, i, j + 3) < churn_q[i]
+                j += 4
+            else:  # event by event: visits to the next order or lapse are geometric
+                rate = a + b
+                if rate <= 0.0:
+                    break
+                p = pb * (a * stay[i] + b * click_stay[i]) / rate
+                stop = p if lapsed else p + (1.0 - p) * churn_q[i]
+                if stop <= 0.0:
+                    break
+                # a geometric number of exponential gaps is one exponential gap at rate x stop
+                t += -np.log(1.0 - _uniform(key, i, j)) / (rate * stop)
+                if t >= t0:
+                    break
+                buys = lapsed or _uniform(key, i, j + 1) * stop < p
+                lapses = not buys
+                j += 2
+            if buys:
+                if m == cap:
+                    return (
+                        aware,
+                        lapsed_out,
+                        last_out,
+                        gap_out,
+                        (o_agent, o_time, o_product, o_qty),
+                        -1,
+                    )
+                # the basket: views until one is carted, as the funnel fills a cart
+                k_lift = lift if last > -np.inf else 1.0
+                while True:
+                    u = _uniform(key, i, j)
+                    c = 0
+                    acc = aff[i, 0]
+                    while acc < u and c < n_cat - 1:
+                        c += 1
+                        acc += aff[i, c]
+                    pick = cat_start[c] + int(_uniform(key, i, j + 1) * cat_size[c])
+                    prod = cat_products[pick]
+                    pc = base[i] * k_lift * np.sqrt(aff[i, c] * n_cat)
+                    pc *= np.exp(-sens[i] * price_log[prod])
+                    j += 3
+                    if _uniform(key, i, j - 1) < pc:
+                        break
+                o_agent[m] = i
+                o_time[m] = t
+                o_product[m] = prod
+                o_qty[m] = 2 if _uniform(key, i, j) < second_item else 1
+                j += 1
+                m += 1
+                last = t
+                lapsed = False
+            elif lapses:
+                lapsed = True
+        lapsed_out[i] = lapsed
+        last_out[i] = last
+        # to the first own visit after t0: a counter of its own (the last draw decided t >= t0)
+        gap_out[i] = -np.log(1.0 - _uniform(key, i, 1 << 40))
+    out = (o_agent[:m], o_time[:m], o_product[:m], o_qty[:m])
+    return aware, lapsed_out, last_out, gap_out, out, m
+
 
 def draw_history(world) -> None:
-    """Give the world's agents a past of ``scenario.history.days`` days (filled in next)."""
+    """Give the world's agents ``scenario.history.days`` of past before the warm-up.
+
+    Sets awareness, subscriptions, order counts, last order times and lapses at the start of
+    warm-up, books the past orders in the orders table (times before ``-warmup_days``) and
+    reschedules the aware agents' first visits from that state. A past of 0 days changes nothing.
+    """
+    sc, pop = world.scenario, world.pop
+    days = sc.history.days
+    if days <= 0:
+        return
+    n, t0 = pop.size, -float(sc.warmup_days)
+    aware_h, click_h = _ad_rates(world)
+    # Subscribers: the population's opt-in draws, now among everyone aware by warm-up (an agent
+    # unaware then has no past orders, so its clicks before do not matter).
+    pkey = world.keyed("population")
+    ids = np.arange(n, dtype=np.uint64)
+    email_optin = rng.uniform(pkey, ids, 3) < sc.population.email_optin
+    sms_optin = rng.uniform(pkey, ids, 4) < sc.population.sms_optin
+    click_h += _message_rates(world, email_optin, sms_optin)
+    shop = _Shop(world)
+    f, ret = sc.funnel, sc.retention
+    keep = float(np.mean(sc.traffic.weekday) / np.max(sc.traffic.weekday))
+    order = np.concatenate(shop.by_cat)
+    sizes = np.array([len(p) for p in shop.by_cat])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    cap = max(1024, 2 * n)
+    while True:
+        aware, lapsed, last, gap, orders, m = _history(
+            world.keyed("history"), pop.aware, aware_h, pop.visit_rate * keep, click_h,
+            shop.stay, shop.click_stay, shop.aff, shop.s, shop.base,
+            np.clip(ret.lapse_per_visit * pop.churn.astype(float), 0, 1),
+            float(f.customer_cart_lift), shop.clipped, shop.closing, shop.p_views,
+            float(f.p_checkout), float(f.p_purchase), t0 - days, t0,
+            float(ret.post_purchase_boost), float(ret.boost_days), float(ret.lapsed_rate),
+            np.log(world.catalog.price / f.price_reference), starts, sizes, order,
+            float(f.second_item), cap,
+        )  # fmt: skip
+        if m >= 0:
+            break
+        cap *= 2
+    pop.aware = aware
+    pop.email_ok, pop.sms_ok = aware & email_optin, aware & sms_optin
+    pop.lapsed = lapsed
+    pop.last_order = last
+    _book(world, *orders)
+    due = np.flatnonzero(aware)
+    world.reschedule(due, np.full(len(due), t0), gap[due])
+
+
+def _book(world, agent, time, product, qty) -> None:
+    """Book the past orders (grouped by agent, in time order) and the agents' counters."""
+    from sim.world import _ORDER_SHIFT, CH
+
+    pop, cat = world.pop, world.catalog
+    number = np.arange(len(agent)) - np.searchsorted(agent, agent)  # k-th order of the agent
+    price = cat.price[product]
+    revenue = price * qty
+    margin = price * cat.margin[product] * qty
+    pop.n_orders += np.bincount(agent, minlength=pop.size).astype(pop.n_orders.dtype)
+    first = number == 0
+    world.u["first_order"][agent[first]] = time[first]
+    world.u["last_order"][agent] = time  # in time order within an agent: the last write wins
+    organic = rng.uniform(world.keyed("history_channel"), agent, number)
+    organic = organic < world.scenario.traffic.organic_share
+    world.t_orders.add(
+        order_id=agent.astype(np.int64) * _ORDER_SHIFT + number, user_id=agent, time=time,
+        revenue=revenue, margin=margin, items=qty.astype(np.int32),
+        channel=np.where(organic, CH["organic_search"], CH["direct"]).astype(np.int8),
+        discount=np.zeros(len(agent)),
+    )  # fmt: skip
