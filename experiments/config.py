@@ -21,7 +21,7 @@ from experiments.analyze import register_schemas as register_analysis
 from sim.config import OutputConfig, Scenario, validate
 from sim.errors import ConfigError, check_choice, check_number
 
-EXPERIMENTS = ("baseline", "whatif", "ab_test", "power_sim")
+EXPERIMENTS = ("baseline", "whatif", "ab_test", "power_sim", "clv")
 BACKENDS = ("serial", "processes", "ray")
 
 
@@ -118,7 +118,9 @@ def validate_run(cfg: DictConfig) -> None:
     check_number(cfg.split, "split", gt=0, lt=1)
     scenario = scenario_of(cfg)
     name = cfg.experiment.name  # no strategy is allowed: a what-if of nothing, an A/A test
-    arms = {"whatif": ("all",), "baseline": ("control",)}.get(name, worlds.AB_ARMS)
+    arms = {"whatif": ("all",), "baseline": ("control",), "clv": ("control",)}.get(
+        name, worlds.AB_ARMS
+    )
     worlds.check_strategies(cfg.strategy, arms)
     check_number(cfg.experiment.look_every, "experiment.look_every", ge=1, integer=True)
     for key in ("planned_mde", "msprt_tau"):

@@ -16,7 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from experiments import abtest, looks, outputs, power_sim, report, whatif, worlds
+from experiments import abtest, clv, looks, outputs, power_sim, report, whatif, worlds
 from experiments import config as config_mod
 from experiments.cli import hydra_app
 from experiments.decision import senses
@@ -135,7 +135,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         outcome = compute(cfg)
         write(cfg, outcome, out_dir, started)
         return outcome.summary
-    runner = {"whatif": _whatif, "ab_test": _ab_test, "power_sim": _power_sim}[name]
+    runner = {"whatif": _whatif, "ab_test": _ab_test, "power_sim": _power_sim, "clv": _clv}[name]
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = runner(cfg, config_mod.scenario_of(cfg), out_dir)
     _run_json(cfg, out_dir, started)
@@ -237,6 +237,14 @@ def _power_sim(cfg: DictConfig, scenario, out_dir: Path) -> dict:
                        [power_table(table)], ["power_curves.png"]),
     ])  # fmt: skip
     return {"power": table.to_dict("records")}
+
+
+def _clv(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    summary = clv.run(cfg, scenario, out_dir)
+    print(clv.table_text(pd.DataFrame(summary["clv"])))
+    for note in summary["notes"]:
+        print(f"note: {note}")
+    return summary
 
 
 def _task(cfg: DictConfig) -> None:
