@@ -14,6 +14,10 @@ from sim.config import CatalogConfig
 class Catalog:
     """Products as arrays.
 
+    ``quality`` is each product's latent quality in stars (what a buyer's satisfaction reveals:
+    reviews' stars come from satisfaction, so their mean tends to it); ``price_vs_category`` is
+    log(price / its category's median price), the value-for-money term of satisfaction.
+
     ``reviews[g, p]`` and ``rating_sum[g, p]`` are kept per review group ``g``: one group when
     the arms share one catalog's reviews (``shared_reviews``), else one group per arm, so social
     proof can spill over between arms or not.
@@ -22,6 +26,8 @@ class Catalog:
     category: np.ndarray
     price: np.ndarray
     margin: np.ndarray
+    quality: np.ndarray  # latent quality in stars (1-5 scale)
+    price_vs_category: np.ndarray  # log(price / median price of the product's category)
     complements: np.ndarray  # [products, k] product ids
     reviews: np.ndarray  # [groups, products] review counts
     rating_sum: np.ndarray  # [groups, products] sum of star ratings
@@ -57,10 +63,13 @@ def build_catalog(cfg: CatalogConfig, seed: int, groups: int) -> Catalog:
     reviews0 = g.poisson(g.gamma(1.0, cfg.initial_reviews, n)).astype(np.float64)
     quality = np.clip(cfg.rating_mean + 0.35 * g.standard_normal(n), 2.5, 4.9)
     reviews = np.tile(reviews0, (groups, 1))
+    median = np.array([np.median(price[p]) for p in by_category])
     return Catalog(
         category=category,
         price=price,
         margin=margin,
+        quality=quality,
+        price_vs_category=np.log(price / median[category]),
         complements=comp,
         reviews=reviews,
         rating_sum=reviews * quality,

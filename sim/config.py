@@ -94,8 +94,21 @@ class MessagingConfig:
     first_day: int = MISSING
     open_rate: float = MISSING
     click_rate: float = MISSING
-    unsubscribe: float = MISSING
+    unsubscribe: float = MISSING  # per send at a weekly cadence
     cost_per_send: float = MISSING
+    fatigue: float = MISSING  # per-send unsubscribe = unsubscribe * (7 / every_days) ** fatigue
+
+
+@dataclass
+class EmailConfig(MessagingConfig):
+    """The email newsletter, plus how the list grows (sign-ups) and greets (welcome series)."""
+
+    signup_checkout: float = MISSING  # chance a buyer not on the list joins at checkout
+    signup_popup: float = MISSING  # chance a visitor not on the list joins by the pop-up
+    welcome_emails: int = MISSING  # emails of the welcome series after a sign-up (0: none)
+    welcome_every_days: int = MISSING  # days between them (the first on the day after)
+    welcome_open_rate: float = MISSING
+    welcome_click_rate: float = MISSING  # clicks per delivered welcome email
 
 
 @dataclass
@@ -118,8 +131,20 @@ class FunnelConfig:
 class AftermathConfig:
     """After an order: delivery, satisfaction, surveys and reviews."""
 
-    delivery_days: float = MISSING
-    satisfaction_mean: float = MISSING
+    delivery_days: float = (
+        MISSING  # mean transit days of standard shipping (after a day's handling)
+    )
+    promise_days: float = MISSING  # delivery promised within this many days of the order
+    early_per_day: float = MISSING  # satisfaction points per day delivered before the promise
+    late_per_day: float = MISSING  # satisfaction points lost per day late
+    express_share: float = MISSING  # share of orders the store ships express (the lever)
+    express_days: float = MISSING  # mean transit days of express shipping
+    express_cost: float = MISSING  # extra carrier cost per express order (ledger "express")
+    satisfaction_mean: float = MISSING  # on time, list price, average product and price
+    satisfaction_sd: float = MISSING  # spread of satisfaction between orders (noise)
+    quality_weight: float = MISSING  # satisfaction points per star of product quality
+    discount_weight: float = MISSING  # satisfaction points per unit discount share
+    price_weight: float = MISSING  # points lost per log of price over the category's median
     survey_rate: float = MISSING
     review_rate: float = MISSING
 
@@ -132,6 +157,31 @@ class RetentionConfig:
     boost_days: float = MISSING
     lapse_per_visit: float = MISSING
     lapsed_rate: float = MISSING
+    satisfaction_reference: float = MISSING  # satisfaction (1-5) at which nothing changes
+    satisfaction_lapse: float = MISSING  # lapse chance x exp(k (reference - satisfaction))
+    satisfaction_visits: float = MISSING  # visit hazard x exp(k (satisfaction - reference))
+
+
+@dataclass
+class ShippingConfig:
+    """What shipping costs the shopper and the store; how the free-shipping threshold acts."""
+
+    fee: float = MISSING  # paid by the shopper on an order below the threshold
+    free_threshold: float = MISSING  # basket value from which shipping is free
+    cost_per_order: float = MISSING  # the store's carrier cost of every order (ledger "shipping")
+    fee_abandon: float = MISSING  # relative drop of checkout completion when a fee is charged
+    topup_rate: float = MISSING  # chance a shopper just below the threshold tops the cart up
+    topup_gap: float = MISSING  # largest gap to the threshold (dollars) shoppers top up
+
+
+@dataclass
+class ReturnsConfig:
+    """Returns after delivery: rates by category, refunds, handling cost."""
+
+    rate_by_category: list[float] = field(default_factory=list)  # one per catalog category
+    cost_per_return: float = MISSING  # handling and return label per return (ledger "returns")
+    salvage_share: float = MISSING  # share of a returned order's cost of goods recovered
+    satisfaction_drop: float = MISSING  # satisfaction points a return takes off its order
 
 
 @dataclass
@@ -168,11 +218,13 @@ class Scenario:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     channels: dict[str, PaidChannelConfig] = field(default_factory=dict)
-    email: MessagingConfig = field(default_factory=MessagingConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     sms: MessagingConfig = field(default_factory=MessagingConfig)
     funnel: FunnelConfig = field(default_factory=FunnelConfig)
     aftermath: AftermathConfig = field(default_factory=AftermathConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    shipping: ShippingConfig = field(default_factory=ShippingConfig)
+    returns: ReturnsConfig = field(default_factory=ReturnsConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     clv: ClvConfig = field(default_factory=ClvConfig)
 
@@ -192,15 +244,19 @@ _PROBABILITIES = {
     "share", "mobile_share", "initially_aware", "email_optin", "sms_optin", "quiz_rate",
     "margin", "ctr", "audience", "awareness_per_impression", "organic_share", "open_rate",
     "click_rate", "unsubscribe", "mobile_bounce", "p_cart", "p_checkout", "p_purchase",
-    "second_item", "survey_rate", "review_rate", "lapse_per_visit", "bounce",
+    "second_item", "survey_rate", "review_rate", "lapse_per_visit", "bounce", "express_share",
+    "fee_abandon", "topup_rate", "rate_by_category", "salvage_share", "signup_checkout",
+    "signup_popup", "welcome_open_rate", "welcome_click_rate",
 }  # fmt: skip
 _POSITIVE = {
     "size", "days", "n_products", "n_categories", "price_median", "price_scale", "cpm",
     "every_days", "delivery_days", "affinity_concentration", "visit_rate_shape", "price_reference",
-    "boost_days", "saturation_frequency", "horizon_days",
+    "boost_days", "saturation_frequency", "horizon_days", "promise_days", "express_days",
+    "welcome_every_days",
 }  # fmt: skip
 _INTEGERS = {
     "size", "days", "warmup_days", "n_products", "n_categories", "complements", "horizon_days",
+    "welcome_emails", "welcome_every_days",
 }  # fmt: skip
 
 
@@ -261,4 +317,12 @@ def validate(scenario: Scenario, prefix: str = "scenario") -> Scenario:
         raise ConfigError(f"{prefix}.funnel.bounce", "one rate for each of " + ", ".join(SOURCES))
     if scenario.catalog.complements >= scenario.catalog.n_products:
         raise ConfigError(f"{prefix}.catalog.complements", "fewer than catalog.n_products")
+    n_cat = scenario.catalog.n_categories
+    if len(scenario.returns.rate_by_category) != n_cat:
+        raise ConfigError(f"{prefix}.returns.rate_by_category",
+                          f"a list of {n_cat} return rates (one per catalog category)",
+                          len(scenario.returns.rate_by_category))  # fmt: skip
+    ref = scenario.retention.satisfaction_reference
+    if not 1 <= ref <= 5:
+        raise ConfigError(f"{prefix}.retention.satisfaction_reference", "in [1, 5]", ref)
     return scenario

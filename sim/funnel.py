@@ -9,12 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from sim import rng
-from sim.hooks import Basket, Carts, Visits
+from sim.hooks import TOPUP_TAG, Basket, Carts, Visits
 
 MAX_VIEWS = 6
 SLOTS = 64  # keyed-draw slots per session
 _S_BOUNCE, _S_PAGES, _S_NVIEWS, _S_QUIZ, _S_CHECKOUT, _S_PURCHASE, _S_LAPSE, _S_NEXT = range(8)
 _S_CAT, _S_PROD, _S_CART, _S_QTY = 8, 16, 24, 32  # + view index
+_S_TOPUP, _S_POPUP, _S_SIGNUP = 40, 41, 42
 _SESSION_SHIFT = np.int64(1 << 24)
 
 
@@ -51,6 +52,12 @@ class Funnel:
         out = rng.uniform(self.key, agent, k)
         return out[:, 0] if np.ndim(slot) == 0 else out
 
+    def draw_rows(self, v: Visits, rows: np.ndarray, slot: int) -> np.ndarray:
+        """Keyed uniforms of the visits at positions ``rows`` (the same numbers as :meth:`draw`)."""
+        return rng.uniform(
+            self.key, v.agent[rows], v.session_no[rows].astype(np.int64) * SLOTS + slot
+        )
+
     def run(self, agent: np.ndarray, time: np.ndarray, channel: np.ndarray, recovered=None):
         """Process one batch of visits at the given exact times; updates the world's state."""
         w, pop, cfg = self.w, self.w.pop, self.w.scenario.funnel
@@ -78,6 +85,7 @@ class Funnel:
         w.dispatch("on_view", v)
         basket = self._cart(v)
         w.dispatch_basket(v, basket)
+        self._top_up(v, basket)
         self._checkout(v, basket, bounced, pages)
 
     def _views(self, v: Visits, pages: np.ndarray, bounced: np.ndarray) -> None:
@@ -123,15 +131,57 @@ class Funnel:
             tag=np.zeros(len(visit), dtype=np.int16),
         )
 
+    def _top_up(self, v: Visits, b: Basket) -> None:
+        """Shoppers a little below the free-shipping threshold add an item to reach it.
+
+        A cart whose value is within ``shipping.topup_gap`` below the threshold is topped up with
+        chance ``topup_rate``: the shopper adds the cheapest item that closes the gap among the
+        products viewed in the session and the cheap complements of the cart's first item (one
+        unit at list price); with no such item, nothing is added. So order values bunch just
+        above the threshold.
+        """
+        cfg, cat = self.w.scenario.shipping, self.w.catalog
+        if cfg.fee <= 0 or cfg.topup_rate <= 0 or not len(b.visit):
+            return
+        m = len(v)
+        gap = cfg.free_threshold - np.bincount(b.visit, weights=b.price * b.quantity, minlength=m)
+        near = np.flatnonzero(
+            (gap > 0) & (gap <= cfg.topup_gap) & (np.bincount(b.visit, minlength=m) > 0)
+        )
+        if not len(near):
+            return
+        rows = near[self.draw_rows(v, near, _S_TOPUP) < cfg.topup_rate]
+        if not len(rows):
+            return
+        first = np.full(m, -1, dtype=np.int64)
+        first[b.visit[::-1]] = b.product[::-1]
+        cand = np.concatenate([v.views[rows], cat.complements[first[rows]]], axis=1)
+        price = np.where(cand >= 0, cat.price[np.maximum(cand, 0)], np.inf)
+        price = np.where(price >= gap[rows, None], price, np.inf)
+        pick = np.argmin(price, axis=1)
+        found = np.isfinite(price[np.arange(len(rows)), pick])
+        rows, product = rows[found], cand[found, pick[found]]
+        b.extend(
+            visit=rows, product=product, quantity=np.ones(len(rows)),
+            list_price=cat.price[product], price=cat.price[product],
+            tag=np.full(len(rows), TOPUP_TAG),
+        )  # fmt: skip
+
     def _checkout(self, v: Visits, b: Basket, bounced: np.ndarray, pages: np.ndarray) -> None:
         w, pop, cfg = self.w, self.w.pop, self.w.scenario.funnel
+        ship = w.scenario.shipping
         m = len(v)
         value = np.bincount(b.visit, weights=b.price * b.quantity, minlength=m)
         has_cart = np.bincount(b.visit, minlength=m) > 0
         sens = pop.price_sensitivity[v.agent]
         ratio = np.maximum(value, 1.0) / (1.5 * cfg.price_reference)
+        v.shipping = np.where(has_cart & (value < ship.free_threshold), ship.fee, 0.0)
+        # An unexpected fee at checkout: completion falls by fee_abandon x price sensitivity.
+        fee_factor = np.where(v.shipping > 0, 1 - np.minimum(ship.fee_abandon * sens, 1.0), 1.0)
         v.p_checkout = np.where(has_cart, cfg.p_checkout, 0.0)
-        v.p_purchase = np.where(has_cart, cfg.p_purchase * ratio ** (-0.15 * sens), 0.0)
+        v.p_purchase = np.where(
+            has_cart, cfg.p_purchase * ratio ** (-0.15 * sens) * fee_factor, 0.0
+        )
         w.dispatch("on_checkout", v)
         began = has_cart & (self.draw(v, _S_CHECKOUT) < np.clip(v.p_checkout, 0, 1))
         bought = began & (self.draw(v, _S_PURCHASE) < np.clip(v.p_purchase, 0, 1))
@@ -140,13 +190,39 @@ class Funnel:
             self.draw(v, _S_QUIZ) < w.scenario.population.quiz_rate
         )
         w.record_visits(v, b, bounced, pages, has_cart, began, bought, value, quiz)
+        self._signups(v, bounced, bought)
         self._after(v)
 
+    def _signups(self, v: Visits, bounced: np.ndarray, bought: np.ndarray) -> None:
+        """Email sign-ups: by the pop-up of a first visit and at checkout, if not on the list."""
+        cfg = self.w.scenario.email
+        off = ~self.w.pop.email_ok[v.agent]
+        popup = off & ~bounced & (v.session_no == 0)
+        buyer = off & bought
+        rows = np.flatnonzero(popup | buyer)
+        if not len(rows):
+            return
+        p = np.where(buyer[rows], cfg.signup_checkout, 0.0)
+        p = 1 - (1 - p) * np.where(popup[rows], 1 - cfg.signup_popup, 1.0)
+        rows = rows[self.draw_rows(v, rows, _S_SIGNUP) < p]
+        if len(rows):
+            agent, first = np.unique(v.agent[rows], return_index=True)
+            self.w.email_signup(agent, v.time[rows[first]])
+
     def _after(self, v: Visits) -> None:
-        """Return hazard and lapsing: schedule each agent's next own visit."""
+        """Return hazard and lapsing: schedule each agent's next own visit.
+
+        The lapse chance of a visit without an order is scaled by the agent's last satisfaction
+        (see :meth:`sim.world.World.satisfaction_factor`): unhappy customers lapse more.
+        """
         w, pop, cfg = self.w, self.w.pop, self.w.scenario.retention
         v.rate_mult = np.ones(len(v))
-        v.p_lapse = np.where(v.purchased, 0.0, cfg.lapse_per_visit * pop.churn[v.agent])
+        lapse = (
+            cfg.lapse_per_visit
+            * pop.churn[v.agent]
+            * w.satisfaction_factor(v.agent, -cfg.satisfaction_lapse)
+        )
+        v.p_lapse = np.where(v.purchased, 0.0, lapse)
         w.dispatch("on_return", v)
         lapse = self.draw(v, _S_LAPSE) < v.p_lapse
         pop.lapsed[v.agent] = np.where(v.purchased, False, pop.lapsed[v.agent] | lapse)

@@ -36,8 +36,11 @@ class Visits:
     (the agent's session counter, for keyed draws), ``recovered`` (the visit restores an
     abandoned cart). May change in on_session_start: ``p_bounce``, ``extra_pages`` (mean extra
     pages of a non-bounced session). In on_view: ``views`` ([m, K] product ids, -1 = none) and
-    ``p_cart`` ([m, K]). In on_checkout: ``p_checkout``, ``p_purchase``. In on_return:
-    ``rate_mult`` (multiplier on the agent's own visit hazard from now on) and ``p_lapse``.
+    ``p_cart`` ([m, K]). In on_checkout: ``p_checkout``, ``p_purchase`` (already lowered where a
+    shipping fee is charged); read ``shipping`` there (the fee charged at checkout: the basket
+    is below ``shipping.free_threshold``; 0 otherwise). In on_return: ``rate_mult`` (multiplier
+    on the agent's own visit hazard from now on) and ``p_lapse`` (already scaled by the agent's
+    last satisfaction).
     """
 
     agent: np.ndarray
@@ -51,12 +54,17 @@ class Visits:
     p_cart: np.ndarray | None = None
     p_checkout: np.ndarray | None = None
     p_purchase: np.ndarray | None = None
+    shipping: np.ndarray | None = None
     purchased: np.ndarray | None = None
     rate_mult: np.ndarray | None = None
     p_lapse: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.agent)
+
+
+TOPUP_TAG = 1
+"""``Basket.tag`` of a line the shopper added to reach the free-shipping threshold."""
 
 
 @dataclass
@@ -66,7 +74,8 @@ class Basket:
     ``visit`` is the position of the line's visit in the :class:`Visits` cohort. In on_cart a
     hook may append lines (``Basket.extend``) and lower ``price`` (the price paid per unit;
     ``list_price`` stays, so discounts are ``list_price - price``). ``tag`` names who added the
-    line (0 = the shopper).
+    line (0 = the shopper, ``TOPUP_TAG`` = the shopper topping up to free shipping, after
+    on_cart).
     """
 
     visit: np.ndarray
@@ -94,7 +103,8 @@ class Carts:
     Read: ``agent``, ``time``, ``value`` (basket value paid), ``items``, ``visit`` (position in
     the Visits cohort), ``order_id`` (-1 for an abandoned cart). May change in on_purchase:
     ``p_review`` (chance the buyer reviews after delivery) and ``p_return`` (chance the order
-    is returned after delivery).
+    is returned after delivery; set by the engine before on_purchase to the value-weighted mean
+    of ``returns.rate_by_category`` over the order's lines; the return is drawn at delivery).
     """
 
     agent: np.ndarray
@@ -176,7 +186,10 @@ class Ledger:
     """Every cost of the run, one row per booking: kind, amount, arm, day.
 
     Kinds used by the engine: ``ad_<channel>`` (ad spend, split over arms by impressions),
-    ``email``, ``sms``. Strategies book their own kinds (``discount``, ``reminder_sms``...).
+    ``email`` (campaigns and welcome series), ``sms``, ``shipping`` (carrier cost of every order,
+    on its order day), ``express`` (the extra cost of express orders, on their order day) and
+    ``returns`` (a returned order's refund minus the cost of goods recovered, plus handling, on
+    its delivery day). Strategies book their own kinds (``discount``, ``reminder_sms``...).
     """
 
     kind: list[str] = field(default_factory=list)

@@ -13,7 +13,12 @@ USER_COLUMNS = (
     "items", "revenue", "margin", "converted", "first_order_day", "last_order_day",
     "pre_sessions", "pre_orders", "pre_revenue",
 )  # fmt: skip
-MESSAGE_KINDS = ("email_send", "email_open", "email_click", "sms_send", "sms_click", "unsubscribe")
+MESSAGE_KINDS = (
+    "email_send", "email_open", "email_click", "sms_send", "sms_click", "unsubscribe",
+    "email_signup", "welcome_send", "welcome_open", "welcome_click",
+)  # fmt: skip
+"""Kinds of the messages table; each is also the name of its event in the log."""
+MESSAGE_CODE = {name: code for code, name in enumerate(MESSAGE_KINDS)}
 
 
 def users_table(world) -> pd.DataFrame:
@@ -56,6 +61,16 @@ def _label(frame: pd.DataFrame, col: str, names, offset: int = 0) -> None:
     frame[col] = pd.Categorical.from_codes(frame[col].to_numpy() + offset, list(names))
 
 
+def _with_shipments(orders: pd.DataFrame, shipments: pd.DataFrame) -> pd.DataFrame:
+    """Orders with the engine's shipment columns (the drawn past has none: 0, False, -1)."""
+    s = shipments.set_index("order_id").reindex(orders["order_id"].to_numpy())
+    return orders.assign(
+        shipping=s["shipping"].fillna(0.0).to_numpy(np.float64),
+        express=s["express"].fillna(False).to_numpy(bool),
+        category=s["category"].fillna(-1).to_numpy(np.int8),
+    )
+
+
 def build_results(world):
     """Turn a finished world into :class:`sim.world.Results`."""
     from sim.world import Results
@@ -64,8 +79,10 @@ def build_results(world):
     arm_names, seg_names = world.arm_names, world.pop.segment_names
     sessions = world.t_sessions.frame()
     _label(sessions, "channel", SOURCES)
-    orders = world.t_orders.frame()
+    orders = _with_shipments(world.t_orders.frame(), world.t_shipments.frame())
     _label(orders, "channel", SOURCES)
+    returns = world.t_returns.frame()
+    orders["returned"] = np.isin(orders["order_id"].to_numpy(), returns["order_id"].to_numpy())
     for frame in (sessions, orders):
         ids = frame["user_id"].to_numpy()
         frame["arm"] = _take(users["arm"], ids)
@@ -81,6 +98,8 @@ def build_results(world):
     surveys = surveys[surveys["time"] >= 0].reset_index(drop=True)
     surveys["arm"] = _take(users["arm"], surveys["user_id"].to_numpy())
     surveys["segment"] = _take(users["segment"], surveys["user_id"].to_numpy())
+    returns["arm"] = _take(users["arm"], returns["user_id"].to_numpy())
+    returns["segment"] = _take(users["segment"], returns["user_id"].to_numpy())
     ledger = world.ledger
     costs = pd.DataFrame({"kind": ledger.kind, "amount": ledger.amount, "arm": ledger.arm,
                           "day": ledger.day})  # fmt: skip
@@ -101,6 +120,7 @@ def build_results(world):
         impressions=impressions,
         surveys=surveys,
         costs=costs,
+        returns=returns,
         extra={
             "zero_party": world.pop.zero_party.copy(),
             "ad_reached": world.expected_reach(),

@@ -7,9 +7,13 @@ Processes (each wakes once a day, or once per cohort for follow-ups):
 - ``own_visits``: every agent has a next own-visit time drawn from its own hazard (organic or
   direct; an unaware agent's first one is its discovery by organic search), thinned by the
   weekday cycle;
-- ``email`` and ``sms``: campaigns on a calendar: sends, opens, clicks -> visits, unsubscribes;
-- ``delivery``: the day's deliveries -> satisfaction -> survey and review, which feed back
-  into the catalog's ratings;
+- ``email`` and ``sms``: campaigns on a calendar: sends, opens, clicks -> visits, unsubscribes
+  (more often with more frequent sends: fatigue);
+- ``welcome``: the welcome series of new email subscribers (sign-ups come from the funnel: a
+  first visit's pop-up and checkout);
+- ``delivery``: the day's deliveries -> satisfaction (delivery time against the promise,
+  product quality, value for money, returns) -> survey, review and return, which feed back into
+  the catalog's ratings and the customer's return visits and churn;
 - ``visits``: last each day, every visit the mechanisms queued that day (each at its exact
   time) goes through the funnel as one batch.
 
@@ -33,11 +37,13 @@ from sim.config import PAID_CHANNELS, SOURCES, Scenario
 from sim.eventlog import EventLog, Table
 from sim.funnel import Funnel, carts_of, occurrence
 from sim.history import draw_history
-from sim.hooks import Basket, Hooks, Ledger, Messages
+from sim.hooks import Basket, Carts, Hooks, Ledger, Messages
 from sim.population import build_population
+from sim.tables import MESSAGE_CODE
 
 _DAY_KEY = 1 << 20  # keyed counters use day + _DAY_KEY so warm-up days stay non-negative
 _ORDER_SHIFT = np.int64(1 << 24)
+_NPS_NOISE = 1.0  # sd of the 0-10 answer around 2.5 (satisfaction - 1) (assumption)
 CH = {name: i for i, name in enumerate(SOURCES)}
 
 
@@ -47,9 +53,9 @@ class Results:
 
     ``users`` is DESIGN.md's per-user table; ``events`` its event log as a ``pyarrow.Table``
     (``events.to_pandas()`` for a DataFrame; None when the log is off). ``sessions``,
-    ``orders``, ``messages``, ``impressions``, ``surveys`` and ``costs`` are the tallies the
-    KPIs are computed from; ``extra`` holds per-agent arrays the KPIs need (zero-party data,
-    expected ad reach).
+    ``orders``, ``messages``, ``impressions``, ``surveys``, ``costs`` and ``returns`` are the
+    tallies the KPIs are computed from; ``extra`` holds per-agent arrays the KPIs need
+    (zero-party data, expected ad reach). See :func:`sim.tables.build_results` for columns.
     """
 
     scenario: Scenario
@@ -64,6 +70,7 @@ class Results:
     surveys: pd.DataFrame
     costs: pd.DataFrame
     extra: dict
+    returns: pd.DataFrame | None = None
 
 
 class World:
@@ -114,6 +121,7 @@ class World:
         self.audience_share: dict = {}
         self.window_impressions = dict.fromkeys(PAID_CHANNELS, 0.0)
         self.deliveries: dict[int, list] = {}
+        self.welcomes: dict[int, list] = {}
         self._queued: list[tuple] = []
         self._schedule_first_visits()
         draw_history(self)  # a past of orders; reschedules its customers' first visits
@@ -125,7 +133,7 @@ class World:
         f8, i8, i4, i1, b = np.float64, np.int64, np.int32, np.int8, np.bool_
         self.t_sessions = Table(
             session_id=i8, user_id=i8, time=f8, channel=i1, pages=i4, views=i4, carted=b,
-            checkout=b, purchased=b, revenue=f8, margin=f8, items=i4,
+            checkout=b, purchased=b, revenue=f8, margin=f8, items=i4, shipping=f8,
         )  # fmt: skip
         self.t_orders = Table(
             order_id=i8, user_id=i8, time=f8, revenue=f8, margin=f8, items=i4, channel=i1,
@@ -133,7 +141,11 @@ class World:
         )  # fmt: skip
         self.t_messages = Table(day=i4, arm=i1, segment=i1, kind=i1, count=i8)
         self.t_impressions = Table(day=i4, channel=i1, arm=i1, impressions=f8, reached=f8)
-        self.t_surveys = Table(time=f8, user_id=i8, nps=i1, csat=i1)
+        self.t_surveys = Table(time=f8, user_id=i8, nps=i1, csat=i1, order_id=i8)
+        # Orders the engine placed (not the drawn past): fee paid, express, first line's category
+        self.t_shipments = Table(order_id=i8, shipping=f8, express=b, category=i1)
+        self.t_returns = Table(time=f8, user_id=i8, order_id=i8, refund=f8, margin_lost=f8,
+                               cost=f8, category=i1)  # fmt: skip
 
     def _user_counters(self, n: int) -> None:
         self.u = {
@@ -211,12 +223,26 @@ class World:
             mask &= extra
         return np.flatnonzero(mask)
 
+    def satisfaction_factor(self, agent: np.ndarray, k: float, sat=None) -> np.ndarray:
+        """``exp(k (s - reference))`` of each agent's last satisfaction ``s``; 1 before one.
+
+        ``retention.satisfaction_reference`` is the satisfaction at which nothing changes; the
+        visit hazard uses ``k = satisfaction_visits`` (happy customers come back sooner), the
+        lapse chance ``k = -satisfaction_lapse`` (unhappy ones lapse more).
+        """
+        sat = self.pop.satisfaction[agent] if sat is None else sat
+        if not k:
+            return np.ones(len(agent))
+        ref = self.scenario.retention.satisfaction_reference
+        return np.where(np.isnan(sat), 1.0, np.exp(k * (sat - ref)))
+
     def reschedule(self, agent: np.ndarray, time: np.ndarray, gap: np.ndarray) -> None:
         """Set each agent's next own visit at ``time + gap / hazard`` (gap ~ Exp(1))."""
         pop, ret = self.pop, self.scenario.retention
         since = time - pop.last_order[agent]
         boost = 1.0 + ret.post_purchase_boost * np.exp(-since / ret.boost_days)
         rate = pop.visit_rate[agent] * boost * self.rate_mult[agent]
+        rate *= self.satisfaction_factor(agent, ret.satisfaction_visits)
         rate = np.where(pop.lapsed[agent], rate * ret.lapsed_rate, rate)
         pop.next_visit[agent] = time + gap / np.maximum(rate, 1e-12)
 
@@ -288,12 +314,14 @@ class World:
         pop.last_order[a[bought]] = v.time[bought]
         u["first_order"][a[bought]] = np.fmin(u["first_order"][a[bought]], v.time[bought])
         u["last_order"][a[bought]] = v.time[bought]
+        fee = np.where(bought, v.shipping, 0.0)
         if w.any():
             self.t_sessions.add(
                 session_id=sid[w], user_id=a[w], time=v.time[w], channel=v.channel[w],
                 pages=pages[w], views=(v.views[w] >= 0).sum(axis=1), carted=has_cart[w],
                 checkout=began[w], purchased=bought[w], revenue=np.where(bought, value, 0.0)[w],
                 margin=np.where(bought, margin, 0.0)[w], items=np.where(bought, items, 0)[w],
+                shipping=fee[w],
             )  # fmt: skip
         if bought.any():
             self.t_orders.add(
@@ -305,14 +333,12 @@ class World:
             self._log_visits(
                 v, b, sid, pages, began, bought, has_cart, value, items, order_id, quiz
             )
+            ship = bought & (fee > 0)
+            log.add("shipping_fee", v.time[ship], a[ship], session=sid[ship], value=fee[ship],
+                    channel=v.channel[ship], order=order_id[ship])  # fmt: skip
         rows = np.flatnonzero(bought)
         if len(rows):
-            carts = carts_of(v, value, items, rows, order_id[rows])
-            carts.p_review = np.full(len(rows), self.scenario.aftermath.review_rate)
-            self.dispatch("on_purchase", carts)
-            first_line = np.full(m, -1)
-            first_line[b.visit[::-1]] = b.product[::-1]
-            self._deliveries(carts, first_line[rows])
+            self._purchase(v, b, carts_of(v, value, items, rows, order_id[rows]), margin, fee)
         rows = np.flatnonzero(has_cart & ~bought)
         if len(rows):
             self.dispatch("on_abandon", carts_of(v, value, items, rows, np.full(len(rows), -1)))
@@ -338,50 +364,154 @@ class World:
         log.add("cart_abandon", t[ab], a[ab], session=sid[ab], value=value[ab], channel=ch[ab])
         log.add("quiz_response", t[quiz], a[quiz], session=sid[quiz], channel=ch[quiz])
 
-    # -- follow-ups: delivery, satisfaction, surveys, reviews --------------------------------
-    def _deliveries(self, carts, product: np.ndarray) -> None:
-        """Put orders into the delivery bucket of their delivery day."""
+    # -- follow-ups: shipping, delivery, satisfaction, surveys, reviews, returns -------------
+    def _purchase(self, v, b: Basket, carts: Carts, margin: np.ndarray, fee: np.ndarray) -> None:
+        """Book a batch's orders: shipping and express costs, return chance, on_purchase, delivery.
+
+        ``carts.p_return`` is set before on_purchase (strategies may lower it): the mean of
+        ``returns.rate_by_category`` over the order's lines, weighted by the lines' value.
+        """
+        cat, am, ship = self.catalog, self.scenario.aftermath, self.scenario.shipping
+        rows, m = carts.visit, len(v)
+        first_line = np.full(m, -1)
+        first_line[b.visit[::-1]] = b.product[::-1]
+        product = first_line[rows]
+        line_value = b.price * b.quantity
+        rate = np.asarray(self.scenario.returns.rate_by_category)[cat.category[b.product]]
+        weighted = np.bincount(b.visit, weights=line_value * rate, minlength=m)[rows]
+        carts.p_return = np.where(carts.value > 0, weighted / np.maximum(carts.value, 1e-12), 0.0)
+        carts.p_review = np.full(len(rows), am.review_rate)
         key = self.keyed("delivery")
-        delay = self.scenario.aftermath.delivery_days * rng.exponential(
-            key, carts.agent, carts.order_id
+        express = rng.uniform(key, carts.agent, carts.order_id * 4 + 2) < am.express_share
+        self.t_shipments.add(order_id=carts.order_id, shipping=fee[rows], express=express,
+                             category=cat.category[product])  # fmt: skip
+        day, arm = int(np.floor(self.env.now)), self.pop.arm[carts.agent]
+        self.ledger.book_by_arm("shipping", np.full(len(rows), ship.cost_per_order), arm, day)
+        if express.any():
+            self.ledger.book_by_arm("express", np.full(int(express.sum()), am.express_cost),
+                                    arm[express], day)  # fmt: skip
+        self.dispatch("on_purchase", carts)
+        discount = 1 - carts.value / np.maximum(
+            np.bincount(b.visit, weights=b.list_price * b.quantity, minlength=m)[rows], 1e-12
         )
+        self._deliveries(carts, product, express, margin[rows], discount)
+
+    def _deliveries(self, carts, product, express, margin, discount) -> None:
+        """Put orders into the delivery bucket of their delivery day.
+
+        Delivery takes a day's handling plus a transit time ``mean x Gamma(2, 1/2)`` (the sum of
+        two keyed exponentials: fewer very late parcels than one exponential), with the mean
+        ``delivery_days``, or ``express_days`` for express orders. The same draws serve both,
+        so the express lever moves each order's delivery and nothing else.
+        """
+        am, key = self.scenario.aftermath, self.keyed("delivery")
+        k = carts.order_id * 4
+        gamma2 = 0.5 * (
+            rng.exponential(key, carts.agent, k) + rng.exponential(key, carts.agent, k + 1)
+        )
+        delay = np.where(express, am.express_days, am.delivery_days) * gamma2
         # From the day after the one being processed on: that day's bucket is still open.
         first = np.floor(self.env.now) + 1
         when = np.maximum(carts.time + 1.0 + delay, first)
         day = np.floor(when).astype(np.int64)
+        columns = (carts.agent, when, carts.order_id, product, carts.p_review, carts.p_return,
+                   when - carts.time, carts.value, margin, discount)  # fmt: skip
         for d in np.unique(day):
             r = day == d
-            self.deliveries.setdefault(int(d), []).append(
-                (carts.agent[r], when[r], carts.order_id[r], product[r], carts.p_review[r])
-            )
+            self.deliveries.setdefault(int(d), []).append(tuple(c[r] for c in columns))
+
+    def satisfaction(self, product, days, discount, returned, noise) -> np.ndarray:
+        """Satisfaction (1-5 scale, unclipped) of delivered orders.
+
+        ``satisfaction_mean`` + ``quality_weight`` (quality - rating_mean) + ``discount_weight``
+        x discount share - ``price_weight`` x log(price / category median) + ``early_per_day``
+        x days early - ``late_per_day`` x days late (against ``promise_days``) -
+        ``satisfaction_drop`` if returned + ``satisfaction_sd`` x noise (standard normal). The
+        product is the order's first line (the one a review rates).
+        """
+        am, cat = self.scenario.aftermath, self.catalog
+        early = np.maximum(am.promise_days - days, 0.0)
+        late = np.maximum(days - am.promise_days, 0.0)
+        return (
+            am.satisfaction_mean
+            + am.quality_weight * (cat.quality[product] - self.scenario.catalog.rating_mean)
+            + am.discount_weight * discount
+            - am.price_weight * cat.price_vs_category[product]
+            + am.early_per_day * early
+            - am.late_per_day * late
+            - self.scenario.returns.satisfaction_drop * returned
+            + am.satisfaction_sd * noise
+        )
 
     def _deliver(self, day: int) -> None:
-        """Daily step: the day's deliveries -> satisfaction -> surveys and reviews."""
+        """Daily step: the day's deliveries -> returns -> satisfaction -> surveys and reviews.
+
+        Answers: CSAT and a review's stars = satisfaction rounded to 1-5; NPS = 2.5 (s - 1)
+        + noise, rounded to 0-10 (so s >= 4.4 tends to a promoter, s < 3.6 to a detractor).
+        The agent's last satisfaction (``pop.satisfaction``) then sets its lapse chance and
+        visit hazard; its pending next visit is moved by the change of hazard.
+        """
         chunks = self.deliveries.pop(day, None)
         if not chunks:
             return
-        agent, time, order_id, product, p_review = (
+        agent, time, order_id, product, p_review, p_return, days, value, margin, discount = (
             np.concatenate(c) for c in zip(*chunks, strict=True)
         )
-        am = self.scenario.aftermath
         key = self.keyed("satisfaction")
-        k = order_id.astype(np.int64) * 4
-        sat = np.clip(np.rint(am.satisfaction_mean + 0.9 * rng.normal(key, agent, k)), 1, 5)
-        surveyed = rng.uniform(key, agent, k + 2) < am.survey_rate
+        k = order_id.astype(np.int64) * 8  # uniforms 16 o .. 16 o + 15 are this order's
+        returned = rng.uniform(key, agent, 2 * k + 6) < np.clip(p_return, 0, 1)
+        if returned.any():
+            self._returns(agent[returned], time[returned], order_id[returned],
+                          product[returned], value[returned], margin[returned])  # fmt: skip
+        s = self.satisfaction(product, days, discount, returned, rng.normal(key, agent, k))
+        sat = np.clip(np.rint(s), 1, 5)
+        self._feel(agent, time, np.clip(s, 1, 5))
+        surveyed = rng.uniform(key, agent, 2 * k + 5) < self.scenario.aftermath.survey_rate
         if surveyed.any():
-            noise = rng.uniform(key, agent[surveyed], k[surveyed] + 3)
-            nps = np.clip(np.floor(2 * sat[surveyed] - 1 + 2 * noise), 0, 10)
-            self.t_surveys.add(time=time[surveyed], user_id=agent[surveyed], nps=nps,
-                               csat=sat[surveyed])  # fmt: skip
-            self.log.add("survey_response", time[surveyed], agent[surveyed], quantity=sat[surveyed],
-                         value=nps)  # fmt: skip
-        reviewed = rng.uniform(key, agent, k + 1) < np.clip(p_review, 0, 1)
+            sv = surveyed
+            answer = 2.5 * (s[sv] - 1) + _NPS_NOISE * rng.normal(key, agent[sv], k[sv] + 1)
+            nps = np.clip(np.rint(answer), 0, 10)
+            self.t_surveys.add(time=time[sv], user_id=agent[sv], nps=nps, csat=sat[sv],
+                               order_id=order_id[sv])  # fmt: skip
+            self.log.add("survey_response", time[sv], agent[sv], quantity=sat[sv], value=nps,
+                         order=order_id[sv])  # fmt: skip
+        reviewed = rng.uniform(key, agent, 2 * k + 4) < np.clip(p_review, 0, 1)
         if reviewed.any():
             g = self.review_group[self.pop.arm[agent[reviewed]]]
             np.add.at(self.catalog.reviews, (g, product[reviewed]), 1)
             np.add.at(self.catalog.rating_sum, (g, product[reviewed]), sat[reviewed])
             self.log.add("review", time[reviewed], agent[reviewed], product=product[reviewed],
                          value=sat[reviewed], order=order_id[reviewed])  # fmt: skip
+
+    def _feel(self, agent: np.ndarray, time: np.ndarray, sat: np.ndarray) -> None:
+        """Keep each agent's last satisfaction; move its pending own visit by the new hazard.
+
+        A pending visit at ``t`` after the delivery moves to ``now + (t - now) old / new``
+        (the remaining Exp(1) budget at the new rate), so a disappointed customer's next visit
+        comes later; visits already due today are left alone.
+        """
+        pop, k = self.pop, self.scenario.retention.satisfaction_visits
+        change = self.satisfaction_factor(agent, k, sat) / self.satisfaction_factor(agent, k)
+        pop.satisfaction[agent] = sat
+        nxt = pop.next_visit[agent]
+        move = np.isfinite(nxt) & (nxt >= np.floor(self.env.now) + 1)
+        pop.next_visit[agent[move]] = time[move] + (nxt[move] - time[move]) / change[move]
+
+    def _returns(self, agent, time, order_id, product, value, margin) -> None:
+        """Returned orders: refund, the margin lost, handling; booked as ledger kind "returns".
+
+        The refund is the order's value; the cost of goods comes back at ``salvage_share``
+        (restocked or resold), so the margin lost is ``refund - salvage_share x cost of goods``.
+        """
+        cfg = self.scenario.returns
+        margin_lost = value - cfg.salvage_share * (value - margin)
+        cost = np.full(len(agent), cfg.cost_per_return)
+        self.t_returns.add(time=time, user_id=agent, order_id=order_id, refund=value,
+                           margin_lost=margin_lost, cost=cost,
+                           category=self.catalog.category[product])  # fmt: skip
+        self.ledger.book_by_arm("returns", margin_lost + cost, self.pop.arm[agent],
+                                int(np.floor(self.env.now)))  # fmt: skip
+        self.log.add("return", time, agent, product=product, value=value, order=order_id)
 
     # -- mechanisms ---------------------------------------------------------------------------
     def _daily(self, step: Callable[[int], None]):
@@ -494,11 +624,17 @@ class World:
         return step
 
     def _send(self, kind, cfg, msg: Messages, ok, kinds, day: int) -> None:
+        """Opens, clicks and unsubscribes of one campaign's sends.
+
+        Fatigue: the per-send unsubscribe chance is ``unsubscribe x (7 / every_days) ** fatigue``
+        (``unsubscribe`` holds at a weekly cadence; sending more often raises it per send).
+        """
         pop, agent = self.pop, msg.agent
         key, k = self.keyed(kind), msg.campaign * 8
         opened = rng.uniform(key, agent, k) < msg.p_open
         clicked = opened & (rng.uniform(key, agent, k + 1) < msg.p_click)
-        unsub = rng.uniform(key, agent, k + 2) < cfg.unsubscribe
+        p_unsub = min(cfg.unsubscribe * (7.0 / cfg.every_days) ** cfg.fatigue, 1.0)
+        unsub = rng.uniform(key, agent, k + 2) < p_unsub
         ok[agent[unsub]] = False
         self.ledger.book_by_arm(kind, np.full(len(agent), cfg.cost_per_send), pop.arm[agent], day)
         t_open = msg.time + 0.5 * rng.uniform(key, agent, k + 3)
@@ -515,6 +651,58 @@ class World:
             self.log.add(f"{kind}_click", t_click[clicked], agent[clicked], channel=CH[kind])
             self.log.add("unsubscribe", msg.time[unsub], agent[unsub], channel=CH[kind])
         code = np.full(int(clicked.sum()), CH[kind], dtype=np.int8)
+        self.queue_visits(agent[clicked], t_click[clicked], code)
+
+    # -- email list: sign-ups and the welcome series -------------------------------------------
+    def email_signup(self, agent: np.ndarray, time: np.ndarray) -> None:
+        """Agents (unique, not on the list) join the email list at ``time`` (today).
+
+        Each gets the welcome series: ``welcome_emails`` emails, the first on the next day,
+        then every ``welcome_every_days`` days.
+        """
+        cfg, day = self.scenario.email, int(np.floor(self.env.now))
+        self.pop.email_ok[agent] = True
+        if day >= 0:
+            self._tally_messages(
+                day, agent, MESSAGE_CODE["email_signup"], np.ones(len(agent), bool)
+            )
+            self.log.add("email_signup", time, agent, channel=CH["email"])
+        for step in range(cfg.welcome_emails):
+            self.welcomes.setdefault(day + 1 + step * cfg.welcome_every_days, []).append(
+                (agent, np.full(len(agent), day + _DAY_KEY, np.int64), np.full(len(agent), step))
+            )
+
+    def _welcome(self, day: int) -> None:
+        """Daily step: the welcome emails due today, to those still on the list."""
+        chunks = self.welcomes.pop(day, None)
+        if not chunks:
+            return
+        agent, signup_day, step = (np.concatenate(c) for c in zip(*chunks, strict=True))
+        keep = self.pop.email_ok[agent]
+        agent, signup_day, step = agent[keep], signup_day[keep], step[keep]
+        if not len(agent):
+            return
+        cfg, key = self.scenario.email, self.keyed("welcome")
+        k = (signup_day * 8 + step) * 4
+        eng = self.pop.email_engagement[agent]
+        opened = rng.uniform(key, agent, k) < np.clip(cfg.welcome_open_rate * eng, 0, 1)
+        click_given_open = cfg.welcome_click_rate / max(cfg.welcome_open_rate, 1e-12)
+        p_click = np.clip(click_given_open * eng, 0, 1)
+        clicked = opened & (rng.uniform(key, agent, k + 1) < p_click)
+        unsub = rng.uniform(key, agent, k + 2) < cfg.unsubscribe
+        self.pop.email_ok[agent[unsub]] = False
+        cost = np.full(len(agent), cfg.cost_per_send)
+        self.ledger.book_by_arm("email", cost, self.pop.arm[agent], day)
+        t_send = np.full(len(agent), day + 0.375)
+        t_click = t_send + 0.5 * rng.uniform(key, agent, k + 3) + 0.02
+        if day >= 0:
+            for name, mask in (("welcome_send", np.ones(len(agent), bool)),
+                               ("welcome_open", opened), ("welcome_click", clicked),
+                               ("unsubscribe", unsub)):  # fmt: skip
+                self._tally_messages(day, agent, MESSAGE_CODE[name], mask)
+                t = t_click if name == "welcome_click" else t_send
+                self.log.add(name, t[mask], agent[mask], channel=CH["email"])
+        code = np.full(int(clicked.sum()), CH["email"], dtype=np.int8)
         self.queue_visits(agent[clicked], t_click[clicked], code)
 
     def _tally_messages(self, day: int, agent: np.ndarray, kind: int, mask: np.ndarray) -> None:
@@ -541,6 +729,7 @@ class World:
         env.process(self._daily(self._own_visits))
         env.process(self._daily(self._campaign("email")))
         env.process(self._daily(self._campaign("sms")))
+        env.process(self._daily(self._welcome))
         env.process(self._daily(self._deliver))
         env.process(self._daily(self._run_queued))  # last: the day's visits
         env.run(until=self.scenario.days)
