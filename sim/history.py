@@ -19,9 +19,13 @@ a time and vectorised over agents:
 - so the number of visits to the next order or lapse is geometric, and its time inverts the
   cumulative visit hazard: one draw per event, not per visit;
 - an order's basket is one product picked with the add-to-cart weights (taste x price), in
-  quantity 2 with ``second_item``, booked with the revenue and margin the funnel would book.
+  quantity 2 with ``second_item``, topped up to the free-shipping threshold as the funnel does,
+  and kept with the checkout's chance (value term, shipping fee), booked with the revenue and
+  margin the funnel would book;
+- each order's satisfaction (product quality and price, delivery against the promise, a return)
+  sets the customer's lapse chance and visit hazard until the next, as after a delivery.
 
-What the reduced model leaves out (value-dependent checkout, multi-line baskets, strategies) the
+What the reduced model leaves out (multi-line baskets, strategies, review dynamics) the
 full 90-day warm-up then works out from this state. The draws come from one generator keyed on
 the seed and the agent id (keyed like :mod:`sim.rng`), before any agent acts, so every world of
 a seed (arms, with and without a strategy) shares the same past. The per-agent event loop is a
@@ -55,6 +59,47 @@ _K_GRID = np.linspace(np.log(1e-4), 0.0, 49)  # log of a view's cart chance at p
 class _Shop:
     """The funnel's terms of each agent's purchase chance per visit, as tables and arrays."""
 
+    @staticmethod
+    def _add_ons(sc, cat) -> np.ndarray:
+        """``[product, qty-1]``: the item a shopper tops the cart up with (-1: none, no top-up).
+
+        As the funnel: a cart within ``topup_gap`` below the free-shipping threshold gets the
+        cheapest item that closes the gap, here among the product's cheap complements (the
+        session's other views are not known to the past).
+        """
+        ship = sc.shipping
+        out = np.full((cat.size, 2), -1, dtype=np.int64)
+        if ship.fee <= 0 or ship.topup_rate <= 0:
+            return out
+        comp_price = cat.price[cat.complements]  # [P, k]
+        for qty in (1, 2):
+            gap = ship.free_threshold - cat.price * qty
+            near = (gap > 0) & (gap <= ship.topup_gap)
+            price = np.where(comp_price >= gap[:, None], comp_price, np.inf)
+            pick = np.argmin(price, axis=1)
+            found = near & np.isfinite(price[np.arange(cat.size), pick])
+            out[found, qty - 1] = cat.complements[np.flatnonzero(found), pick[found]]
+        return out
+
+    def _closing(self, sc, cat, qty: int) -> np.ndarray:
+        """``[s grid, product]``: the checkout's factor on p_purchase of a basket of ``qty``."""
+        f, ship = sc.funnel, sc.shipping
+
+        def term(value, fee):
+            ratio = np.maximum(value, 1.0) / (1.5 * f.price_reference)
+            out = ratio[None, :] ** (-0.15 * _S_GRID[:, None])
+            cut = 1 - np.minimum(ship.fee_abandon * _S_GRID[:, None], 1.0)
+            return np.where(fee[None, :], out * cut, out)
+
+        value = cat.price * qty
+        fee = (ship.fee > 0) & (value < ship.free_threshold)
+        plain = term(value, fee)
+        add = self.add_on[:, qty - 1]
+        topped = term(value + np.where(add >= 0, cat.price[np.maximum(add, 0)], 0.0),
+                      np.zeros(cat.size, bool))  # fmt: skip
+        rate = np.where(add >= 0, ship.topup_rate, 0.0)[None, :]
+        return rate * topped + (1 - rate) * plain
+
     def __init__(self, world) -> None:
         from sim.funnel import MAX_VIEWS
         from sim.world import CH
@@ -66,9 +111,11 @@ class _Shop:
         factor = (cat.price[None, :] / f.price_reference) ** (-_S_GRID[:, None])  # [grid, P]
         k = np.exp(_K_GRID)
         # mean over a category's products of min(1, k x factor): the engine clips each view
-        # ... and the same weighted by the checkout's value term of that product's basket
-        value = np.maximum(cat.price * (1 + f.second_item), 1.0) / (1.5 * f.price_reference)
-        close = value[None, :] ** (-0.15 * _S_GRID[:, None])  # [grid, P]
+        # ... and the same weighted by the checkout's terms of that product's basket
+        self.add_on = self._add_ons(sc, cat)
+        close = np.zeros((len(_S_GRID), cat.size))
+        for qty, share in ((1, 1 - f.second_item), (2, f.second_item)):
+            close += share * self._closing(sc, cat, qty)
         cart = [np.minimum(1.0, k[None, :, None] * factor[:, None, p]) for p in cat.by_category]
         self.clipped = np.stack([x.mean(axis=2) for x in cart])  # [category, s grid, k grid]
         self.closing = np.stack([
@@ -88,6 +135,7 @@ class _Shop:
         self.click_stay = 1 - np.clip(bounce[paid].mean() + f.mobile_bounce * pop.device, 0, 1)
         self.base = f.p_cart * pop.cart_propensity.astype(float)
         self.f = f
+        self.close_max = close.max(axis=1)  # per s grid point: bounds the basket acceptance
 
 
 def _ad_rates(world) -> tuple[np.ndarray, np.ndarray]:
@@ -182,10 +230,31 @@ def _p_buy(aff, s_pos, base, lift, clipped, closing, p_views, p_checkout, p_purc
         weighted += (w00 * closing[c, si, ki] + w01 * closing[c, si, ki + 1]
                      + w10 * closing[c, si + 1, ki] + w11 * closing[c, si + 1, ki + 1])  # fmt: skip
     no_cart = 0.0
+    one_line = 0.0
     for j in range(p_views.shape[0]):
         no_cart += p_views[j] * (1.0 - q) ** (j + 1)
+        one_line += p_views[j] * (j + 1) * q * (1.0 - q) ** j
     term = weighted / q if q > 0.0 else 1.0
-    return (1.0 - no_cart) * p_checkout * min(1.0, p_purchase * term)
+    second = 1.0 - one_line / (1.0 - no_cart) if no_cart < 1.0 else 0.0
+    return (1.0 - no_cart) * p_checkout * min(1.0, p_purchase * term), second
+
+
+@njit(cache=True)
+def _cart_line(key, i, j, aff, cat_start, cat_size, cat_products, base, sens, price_log):
+    """Views until one goes to the cart, as the funnel's views do; (product, next counter)."""
+    n_cat = aff.shape[0]
+    while True:
+        u = _uniform(key, i, j)
+        c = 0
+        acc = aff[0]
+        while acc < u and c < n_cat - 1:
+            c += 1
+            acc += aff[c]
+        prod = cat_products[cat_start[c] + int(_uniform(key, i, j + 1) * cat_size[c])]
+        chance = base * np.sqrt(aff[c] * n_cat) * np.exp(-sens * price_log[prod])
+        j += 3
+        if _uniform(key, i, j - 1) < chance:
+            return prod, j
 
 
 @njit(cache=True)
@@ -218,20 +287,35 @@ def _history(
     cat_products,
     second_item,
     cap,
+    price,
+    add_on,
+    shipping,
+    sat_base,
+    return_rate,
+    sat,
 ):
-    """Every agent's past, one agent at a time; returns its state at t0 and its orders."""
+    """Every agent's past, one agent at a time; returns its state at t0 and its orders.
+
+    ``shipping`` = (threshold, fee charged?, fee_abandon, topup_rate, price_reference);
+    ``sat`` = (promise, early_per_day, late_per_day, delivery_days, sd, return drop, reference,
+    visit weight, lapse weight).
+    """
+    threshold, fee_on, fee_abandon, topup_rate, price_ref = shipping
+    promise, early_w, late_w, delivery, sat_sd, drop, sat_ref, k_visit, k_lapse = sat
+    cheapest = max(price.min(), 1.0) / (1.5 * price_ref)
     n = aware0.shape[0]
     s_step = _S_GRID[1] - _S_GRID[0]
     aware = np.zeros(n, np.bool_)
     lapsed_out = np.zeros(n, np.bool_)
     last_out = np.full(n, -np.inf)
     gap_out = np.zeros(n)
+    sat_out = np.full(n, np.nan)
+    o_add = np.empty(cap, np.int64)
     o_agent = np.empty(cap, np.int64)
     o_time = np.empty(cap, np.float64)
     o_product = np.empty(cap, np.int64)
     o_qty = np.empty(cap, np.int32)
     m = 0
-    n_cat = aff.shape[1]
     for i in range(n):
         j = 0
         if aware0[i]:
@@ -244,17 +328,23 @@ def _history(
             continue
         aware[i] = True
         s_pos = min(max(sens[i], _S_GRID[0]), _S_GRID[-1]) / s_step
-        p_new = _p_buy(aff[i], s_pos, base[i], 1.0, clipped, closing, p_views, p_checkout,
-                       p_purchase)  # fmt: skip
+        p_new, second_new = _p_buy(aff[i], s_pos, base[i], 1.0, clipped, closing, p_views,
+                                   p_checkout, p_purchase)  # fmt: skip
         p_cust = -1.0  # computed at the first order (most agents never order)
+        second_cust = 0.0
         last = -np.inf
         lapsed = False
+        visit_f = 1.0  # satisfaction's factors on the visit hazard and the lapse chance
+        lapse_f = 1.0
+        s_last = np.nan
+        bound = cheapest ** (-0.15 * sens[i])  # the checkout factor of the cheapest basket
         while True:
             if last > -np.inf and p_cust < 0.0:
-                p_cust = _p_buy(aff[i], s_pos, base[i], lift, clipped, closing, p_views,
-                                p_checkout, p_purchase)  # fmt: skip
+                p_cust, second_cust = _p_buy(aff[i], s_pos, base[i], lift, clipped, closing,
+                                             p_views, p_checkout, p_purchase)  # fmt: skip
             pb = p_cust if last > -np.inf else p_new
-            a = own[i] * (lapsed_rate if lapsed else 1.0)
+            a = own[i] * visit_f * (lapsed_rate if lapsed else 1.0)
+            q = min(churn_q[i] * lapse_f, 1.0)
             b = click[i]
             boost = boost_b * np.exp(-(t - last) / boost_days) if last > -np.inf else 0.0
             if boost > 0.01:  # visit by visit: the engine sets the hazard at each visit
@@ -265,14 +355,14 @@ def _history(
                 own_visit = _uniform(key, i, j + 1) * rate < a * (1.0 + boost)
                 p = pb * (stay[i] if own_visit else click_stay[i])
                 buys = _uniform(key, i, j + 2) < p
-                lapses = (not buys) and (not lapsed) and _uniform(key, i, j + 3) < churn_q[i]
+                lapses = (not buys) and (not lapsed) and _uniform(key, i, j + 3) < q
                 j += 4
             else:  # event by event: visits to the next order or lapse are geometric
                 rate = a + b
                 if rate <= 0.0:
                     break
                 p = pb * (a * stay[i] + b * click_stay[i]) / rate
-                stop = p if lapsed else p + (1.0 - p) * churn_q[i]
+                stop = p if lapsed else p + (1.0 - p) * q
                 if stop <= 0.0:
                     break
                 # a geometric number of exponential gaps is one exponential gap at rate x stop
@@ -289,30 +379,57 @@ def _history(
                         lapsed_out,
                         last_out,
                         gap_out,
-                        (o_agent, o_time, o_product, o_qty),
+                        sat_out,
+                        (o_agent, o_time, o_product, o_qty, o_add),
                         -1,
                     )
-                # the basket: views until one is carted, as the funnel fills a cart
+                # the basket: views until one is carted, as the funnel fills a cart; a top-up
+                # to the free-shipping threshold; kept with the checkout's chance (or redrawn)
                 k_lift = lift if last > -np.inf else 1.0
+                second = second_cust if last > -np.inf else second_new
                 while True:
-                    u = _uniform(key, i, j)
-                    c = 0
-                    acc = aff[i, 0]
-                    while acc < u and c < n_cat - 1:
-                        c += 1
-                        acc += aff[i, c]
-                    pick = cat_start[c] + int(_uniform(key, i, j + 1) * cat_size[c])
-                    prod = cat_products[pick]
-                    pc = base[i] * k_lift * np.sqrt(aff[i, c] * n_cat)
-                    pc *= np.exp(-sens[i] * price_log[prod])
-                    j += 3
-                    if _uniform(key, i, j - 1) < pc:
+                    prod, j = _cart_line(key, i, j, aff[i], cat_start, cat_size, cat_products,
+                                         base[i] * k_lift, sens[i], price_log)  # fmt: skip
+                    qty = 2 if _uniform(key, i, j) < second_item else 1
+                    value = price[prod] * qty
+                    prod2 = -1
+                    if _uniform(key, i, j + 1) < second:  # a second line, as some carts have
+                        prod2, j = _cart_line(key, i, j + 2, aff[i], cat_start, cat_size,
+                                              cat_products, base[i] * k_lift, sens[i],
+                                              price_log)  # fmt: skip
+                        value += price[prod2]
+                    extra = add_on[prod, qty - 1] if prod2 < 0 else -1
+                    if extra >= 0 and _uniform(key, i, j + 2) >= topup_rate:
+                        extra = -1
+                    value += price[extra] if extra >= 0 else 0.0
+                    factor = (max(value, 1.0) / (1.5 * price_ref)) ** (-0.15 * sens[i])
+                    if fee_on and value < threshold:
+                        factor *= 1.0 - min(fee_abandon * sens[i], 1.0)
+                    kept = _uniform(key, i, j + 3) * bound < factor
+                    j += 4
+                    if kept:
                         break
+                if prod2 >= 0:
+                    extra = prod2
+                # its satisfaction on delivery (sim.world.World.satisfaction): quality and
+                # price, days against the promise, a return; the customer's latest from now on
+                e1 = -np.log(1.0 - _uniform(key, i, j))
+                e2 = -np.log(1.0 - _uniform(key, i, j + 1))
+                days = 1.0 + delivery * 0.5 * (e1 + e2)
+                returned = 1.0 if _uniform(key, i, j + 2) < return_rate[prod] else 0.0
+                z = np.sqrt(-2.0 * np.log(1.0 - _uniform(key, i, j + 3)))
+                z *= np.cos(2.0 * np.pi * _uniform(key, i, j + 4))
+                j += 5
+                s_last = sat_base[prod] + early_w * max(promise - days, 0.0)
+                s_last += -late_w * max(days - promise, 0.0) - drop * returned + sat_sd * z
+                s_last = min(max(s_last, 1.0), 5.0)
+                visit_f = np.exp(k_visit * (s_last - sat_ref))
+                lapse_f = np.exp(-k_lapse * (s_last - sat_ref))
+                o_add[m] = extra
                 o_agent[m] = i
                 o_time[m] = t
                 o_product[m] = prod
-                o_qty[m] = 2 if _uniform(key, i, j) < second_item else 1
-                j += 1
+                o_qty[m] = qty
                 m += 1
                 last = t
                 lapsed = False
@@ -320,10 +437,11 @@ def _history(
                 lapsed = True
         lapsed_out[i] = lapsed
         last_out[i] = last
+        sat_out[i] = s_last
         # to the first own visit after t0: a counter of its own (the last draw decided t >= t0)
         gap_out[i] = -np.log(1.0 - _uniform(key, i, 1 << 40))
-    out = (o_agent[:m], o_time[:m], o_product[:m], o_qty[:m])
-    return aware, lapsed_out, last_out, gap_out, out, m
+    out = (o_agent[:m], o_time[:m], o_product[:m], o_qty[:m], o_add[:m])
+    return aware, lapsed_out, last_out, gap_out, sat_out, out, m
 
 
 def draw_history(world) -> None:
@@ -352,9 +470,18 @@ def draw_history(world) -> None:
     order = np.concatenate(shop.by_cat)
     sizes = np.array([len(p) for p in shop.by_cat])
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    cat, am, ship = world.catalog, sc.aftermath, sc.shipping
+    shipping = (float(ship.free_threshold), bool(ship.fee > 0), float(ship.fee_abandon),
+                float(ship.topup_rate), float(f.price_reference))  # fmt: skip
+    sat_base = (am.satisfaction_mean + am.quality_weight * (cat.quality - sc.catalog.rating_mean)
+                - am.price_weight * cat.price_vs_category)  # fmt: skip
+    sat_params = (float(am.promise_days), float(am.early_per_day), float(am.late_per_day),
+                  float(am.delivery_days), float(am.satisfaction_sd),
+                  float(sc.returns.satisfaction_drop), float(ret.satisfaction_reference),
+                  float(ret.satisfaction_visits), float(ret.satisfaction_lapse))  # fmt: skip
     cap = max(1024, 2 * n)
     while True:
-        aware, lapsed, last, gap, orders, m = _history(
+        aware, lapsed, last, gap, sat, orders, m = _history(
             world.keyed("history"), pop.aware, aware_h, pop.visit_rate * keep, click_h,
             shop.stay, shop.click_stay, shop.aff, shop.s, shop.base,
             np.clip(ret.lapse_per_visit * pop.churn.astype(float), 0, 1),
@@ -362,7 +489,8 @@ def draw_history(world) -> None:
             float(f.p_checkout), float(f.p_purchase), t0 - days, t0,
             float(ret.post_purchase_boost), float(ret.boost_days), float(ret.lapsed_rate),
             np.log(world.catalog.price / f.price_reference), starts, sizes, order,
-            float(f.second_item), cap,
+            float(f.second_item), cap, cat.price, shop.add_on, shipping, sat_base,
+            np.asarray(sc.returns.rate_by_category, dtype=float)[cat.category], sat_params,
         )  # fmt: skip
         if m >= 0:
             break
@@ -371,20 +499,25 @@ def draw_history(world) -> None:
     pop.email_ok, pop.sms_ok = aware & email_optin, aware & sms_optin
     pop.lapsed = lapsed
     pop.last_order = last
+    pop.satisfaction = sat.astype(pop.satisfaction.dtype)
     _book(world, *orders)
     due = np.flatnonzero(aware)
     world.reschedule(due, np.full(len(due), t0), gap[due])
 
 
-def _book(world, agent, time, product, qty) -> None:
+def _book(world, agent, time, product, qty, add) -> None:
     """Book the past orders (grouped by agent, in time order) and the agents' counters."""
     from sim.world import _ORDER_SHIFT, CH
 
     pop, cat = world.pop, world.catalog
     number = np.arange(len(agent)) - np.searchsorted(agent, agent)  # k-th order of the agent
-    price = cat.price[product]
-    revenue = price * qty
-    margin = price * cat.margin[product] * qty
+    extra = np.maximum(add, 0)
+    topped = add >= 0
+    revenue = cat.price[product] * qty + np.where(topped, cat.price[extra], 0.0)
+    margin = cat.price[product] * cat.margin[product] * qty + np.where(
+        topped, cat.price[extra] * cat.margin[extra], 0.0
+    )
+    qty = qty + topped
     pop.n_orders += np.bincount(agent, minlength=pop.size).astype(pop.n_orders.dtype)
     first = number == 0
     world.u["first_order"][agent[first]] = time[first]
