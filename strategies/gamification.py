@@ -12,6 +12,17 @@
   ``r`` the agent's gamification responsiveness and ``v = exp(-(t - start_day) /
   novelty_days)`` the novelty that fades (Meyer-Waarden: small effects that erode within 6-9
   months; Marketing Science 2021: the value comes mostly from lower attrition).
+
+**Points are a liability.** A point awarded is a discount owed: when points are awarded, their
+expected cost, ``points * point_value * (1 - breakage)``, is booked to the ledger as
+``gamification_points_liability`` (``breakage`` is the share of points never redeemed, an
+assumption). When points are redeemed, the discount lowers the price paid and so leaves profit
+through gross margin; the liability booked for those points is released then (a negative
+booking of ``points * point_value * (1 - breakage)``), so no point is counted twice. Over a
+window, liability booked minus released is the expected cost of the points still outstanding
+at its end (less those outstanding at its start), and profit carries it: a programme that piles
+up points no longer looks free until they are spent. ``book_liability: false`` turns the
+booking off (profit then counts points only as they are redeemed).
 """
 
 from __future__ import annotations
@@ -41,6 +52,11 @@ class GamificationConfig(StrategyConfig):
         churn_reduction: Relative cut of the lapse chance at full novelty (assumption, chosen so
             that retention rises mostly through lower attrition, Marketing Science 2021).
         novelty_days: e-folding days of the novelty (Meyer-Waarden: erodes within 6-9 months).
+        breakage: Share of awarded points never redeemed (assumption: retail programmes report
+            20-30%, Brandmovers; ~30% of points go unredeemed, Bond Brand Loyalty).
+        book_liability: Book the expected cost of points at award and release it at
+            redemption (``gamification_points_liability``); false = count points only as
+            they are redeemed.
         fee_per_1000_per_day: Loyalty platform fee (assumption).
     """
 
@@ -56,6 +72,8 @@ class GamificationConfig(StrategyConfig):
     leaderboard_lift: float = 0.2
     churn_reduction: float = 0.5
     novelty_days: float = 180.0
+    breakage: float = 0.3
+    book_liability: bool = True
     fee_per_1000_per_day: float = 0.2
 
     def check(self, key: str) -> None:
@@ -65,8 +83,11 @@ class GamificationConfig(StrategyConfig):
                            "leaderboard_lift"):  # fmt: skip
             check_number(getattr(self, field_name), f"{key}.{field_name}", ge=0)
         check_number(self.point_value, f"{key}.point_value", gt=0)
-        for field_name in ("max_redeem_share", "leaderboard_share", "churn_reduction"):
+        for field_name in ("max_redeem_share", "leaderboard_share", "churn_reduction",
+                           "breakage"):  # fmt: skip
             check_probability(getattr(self, field_name), f"{key}.{field_name}")
+        if not isinstance(self.book_liability, bool):
+            raise ConfigError(f"{key}.book_liability", "true or false", self.book_liability)
         check_number(self.novelty_days, f"{key}.novelty_days", gt=0)
         levels = list(self.badge_levels)
         for i, level in enumerate(levels):
@@ -134,12 +155,20 @@ class Gamification(Strategy):
         """An abandoned cart keeps its points."""
         self.pending[carts.agent[sel]] = 0.0
 
+    def liability(self, points: np.ndarray) -> np.ndarray:
+        """Expected cost of points: ``points * point_value * (1 - breakage)``."""
+        return points * self.config.point_value * (1 - self.config.breakage)
+
     def on_purchase(self, world, carts, sel) -> None:
-        """Spend redeemed points, award new ones and badges."""
+        """Spend redeemed points (release their liability), award new ones (book it), badges."""
         c = self.config
-        agent = carts.agent[sel]
-        self.points[agent] -= self.pending[agent] / c.point_value
+        day = int(np.floor(world.now))
+        agent = np.unique(carts.agent[sel])  # an agent's pending redemption is spent once
+        spent = self.pending[agent] / c.point_value
+        self.points[agent] -= spent
         self.pending[agent] = 0.0
+        if c.book_liability and spent.any():
+            self.book(world, "points_liability", -self.liability(spent), agent, day)
         sel = self.live_sel(carts.time, sel)
         if not len(sel):
             return
@@ -147,6 +176,8 @@ class Gamification(Strategy):
         before = self.badges(agent)
         earned = carts.value[sel] * c.points_per_dollar
         np.add.at(self.points, agent, earned)
+        if c.book_liability:
+            self.book(world, "points_liability", self.liability(earned), agent, day)
         time = carts.time[sel]
         world.log.add("points_award", time, agent, value=earned, order=carts.order_id[sel])
         new = self.badges(agent) > before
