@@ -17,9 +17,11 @@ from strategies.gamification import Gamification
 from strategies.personalization import Personalization
 from strategies.retargeting import Retargeting
 from strategies.social_proof import SocialProof
+from strategies.win_back import WinBack
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (Personalization, SocialProof, Gamification, Retargeting, Bundles)
+    cls.name: cls
+    for cls in (Personalization, SocialProof, Gamification, Retargeting, Bundles, WinBack)
 }
 """The registry: strategy name -> class (each class names its config dataclass)."""
 
