@@ -13,6 +13,7 @@ from sim.errors import ConfigError, check_choice
 from sim.hooks import Hooks
 from strategies.base import Strategy, StrategyConfig
 from strategies.bundles import Bundles
+from strategies.chat_assistant import ChatAssistant
 from strategies.gamification import Gamification
 from strategies.personalization import Personalization
 from strategies.retargeting import Retargeting
@@ -21,7 +22,8 @@ from strategies.win_back import WinBack
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
-    for cls in (Personalization, SocialProof, Gamification, Retargeting, Bundles, WinBack)
+    for cls in (Personalization, SocialProof, Gamification, Retargeting, Bundles)
+    + (WinBack, ChatAssistant)
 }
 """The registry: strategy name -> class (each class names its config dataclass)."""
 

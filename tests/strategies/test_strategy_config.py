@@ -46,7 +46,9 @@ def _error(specs, arm_names=ARMS) -> ConfigError:
 def test_unknown_strategy_name():
     err = _error([{"name": "telepathy"}])
     assert err.key == "strategy"
-    assert str(err).startswith("strategy: must be one of bundles, gamification, personalization")
+    assert str(err).startswith(
+        "strategy: must be one of bundles, chat_assistant, gamification, personalization"
+    )
     assert "'telepathy'" in str(err)
 
 
@@ -89,6 +91,8 @@ def test_unknown_parameter():
         ({"name": "retargeting", "clicker_conversion": -0.5}, "clicker_conversion"),
         ({"name": "retargeting", "ad_cpm": "cheap"}, "ad_cpm"),
         ({"name": "bundles", "fee_per_1000_per_day": -1}, "fee_per_1000_per_day"),
+        ({"name": "win_back", "open_rate": 1.5}, "open_rate"),
+        ({"name": "chat_assistant", "engage_rate": -0.2}, "engage_rate"),
     ],
 )
 def test_bad_values_name_their_key(spec, key):

@@ -1,4 +1,4 @@
-"""With all five strategies on, the event log still tells the engine's story.
+"""With every strategy on, the event log still tells the engine's story.
 
 The KPIs rebuilt from the event log alone (``sim.replay``) equal the engine's, total and per
 arm, and every event lies in the window: a strategy's own events (``reminder_send``,
@@ -32,7 +32,9 @@ def test_strategy_events_are_logged_in_the_window(stacked):
     assert ev["time"].between(0, stacked.scenario.days, inclusive="left").all()
     counts = ev["event"].value_counts()
     for name in ("reminder_send", "reminder_click", "cart_recovered", "bundle_offer",
-                 "points_award", "badge_award"):  # fmt: skip
+                 "points_award", "badge_award", "winback_send", "winback_click",
+                 "chat_start"):  # fmt: skip
         assert counts.get(name, 0) > 0, name
-    treated = ev[ev["event"].isin(["reminder_send", "bundle_offer", "points_award"])]
+    treated = ev[ev["event"].isin(["reminder_send", "bundle_offer", "points_award",
+                                   "winback_send", "chat_start"])]  # fmt: skip
     assert (treated["arm"] == "treatment").all()  # only the strategies' arm

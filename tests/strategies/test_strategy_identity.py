@@ -50,14 +50,14 @@ def test_strategy_on_no_arm_is_the_plain_store(plain, name):
     _assert_identical(_run([{"name": name, "arms": []}]), plain)
 
 
-def test_all_five_on_an_empty_arm_are_the_plain_store(plain):
-    """All five stacked on a "treatment" arm that has no agents (everyone is in control)."""
+def test_all_on_an_empty_arm_are_the_plain_store(plain):
+    """All strategies stacked on a "treatment" arm that has no agents (everyone is in control)."""
     specs = [{**s, "arms": ["treatment"]} for s in ALL]
     _assert_identical(_run(specs, arm_names=("control", "treatment")), plain)
 
 
 def test_launch_after_the_horizon_is_the_plain_store(plain):
-    """All five launched after the last day: the hooks run but every one waits."""
+    """All strategies launched after the last day: the hooks run but every one waits."""
     specs = [{**s, "start_day": 1000} for s in ALL]
     _assert_identical(_run(specs), plain)
 
@@ -69,7 +69,7 @@ def test_stacked_strategies_are_reproducible():
 
 
 def test_stacked_strategies_leave_a_separate_control_arm_alone():
-    """All five on the treatment half, per-arm reviews: the control half is bit-identical."""
+    """All strategies on the treatment half, per-arm reviews: the control half is bit-identical."""
     arms = ("control", "treatment")
     scenario = make_scenario(SIZE, **{"catalog.shared_reviews": False})
     arm = (np.arange(SIZE) % 2).astype(np.int8)
