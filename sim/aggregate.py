@@ -20,6 +20,7 @@ ATTRIBUTION_DAYS = 7.0
 REPEAT_WINDOW = 90.0
 RETENTION_PROGRAMMES = ("gamification_", "win_back_")  # ledger kinds not in CAC (prefixes)
 OPERATIONS = ("shipping", "returns", "express")  # ledger kinds that are not marketing
+FEE_INCOME = "shipping_fee"  # shoppers' shipping fees, booked as negative costs
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Facts:
     extra: dict
     clv: object = None  # scenario.clv (horizon, discount) for clv_predictive; None: no fit
     seed: int = 0
+    returns: pd.DataFrame | None = None  # time, user_id, refund, margin_lost, cost, arm, segment
 
     @cached_property
     def session_frame(self) -> pd.DataFrame:
@@ -68,6 +70,7 @@ def facts_of(results) -> Facts:
         extra=results.extra,
         clv=results.scenario.clv,
         seed=results.seed,
+        returns=getattr(results, "returns", None),
     )
 
 
@@ -162,19 +165,24 @@ def _cost_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
     c = f.costs
     is_ad = c["kind"].str.startswith("ad_")
     kind = c["kind"].astype(str)
+    fee = (kind == FEE_INCOME).to_numpy()
     acquisition = ~is_ad & ~kind.isin(OPERATIONS) & ~kind.str.startswith(RETENTION_PROGRAMMES)
+    acquisition &= ~fee
     c = c.assign(
         ad_spend=np.where(is_ad, c["amount"], 0.0),
-        other_costs=np.where(is_ad, 0.0, c["amount"]),
+        other_costs=np.where(is_ad | fee, 0.0, c["amount"]),
+        shipping_fees=np.where(fee, -c["amount"], 0.0),
         acquisition_costs=np.where(acquisition, c["amount"], 0.0),
         channel=pd.Categorical(c["kind"].str.removeprefix("ad_").where(is_ad, "none")),
     )
     agg = {"ad_spend": ("ad_spend", "sum"), "other_costs": ("other_costs", "sum"),
-           "acquisition_costs": ("acquisition_costs", "sum")}  # fmt: skip
+           "acquisition_costs": ("acquisition_costs", "sum"),
+           "shipping_fees": ("shipping_fees", "sum")}  # fmt: skip
     if "channel" in keys:  # only ad spend belongs to a channel
         out = _group(c[is_ad.to_numpy()], keys, agg)
         out["other_costs"] = np.nan
         out["acquisition_costs"] = np.nan
+        out["shipping_fees"] = np.nan
         return out
     return _group(c, keys, agg)
 
@@ -187,6 +195,16 @@ def _impression_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
     if "day" not in keys:  # reach over the window counts each agent once
         out["reached"] = np.nan if "channel" in keys else _user_sums(f, keys, reach_only=True)
     return out
+
+
+def _return_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
+    """Returns in the window (by the day they came back): count, refunds, margin lost."""
+    if "channel" in keys or f.returns is None:
+        return None
+    r = _with_day(f.returns)
+    r = r[r["time"].to_numpy() >= 0].assign(returned=1.0)
+    agg = {"returns": ("returned", "sum"), "refunds": ("refund", "sum")}
+    return _group(r, keys, agg)
 
 
 def _survey_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
@@ -266,7 +284,7 @@ def _user_sums(f: Facts, keys: list[str], reach_only: bool = False):
 def sums(f: Facts, keys: list[str]) -> pd.DataFrame:
     """Every additive sum per group of ``keys``; NaN where a table lacks a key."""
     parts = [_session_sums(f, keys), _message_sums(f, keys), _cost_sums(f, keys),
-             _impression_sums(f, keys), _survey_sums(f, keys)]  # fmt: skip
+             _impression_sums(f, keys), _survey_sums(f, keys), _return_sums(f, keys)]  # fmt: skip
     if "day" not in keys and "channel" not in keys:
         parts.append(_user_sums(f, keys))
     frame = parts[0]
@@ -278,7 +296,8 @@ def sums(f: Facts, keys: list[str]) -> pd.DataFrame:
               "detractors", "csat_pos", "repeat_eligible", "repeaters", "repeat_days",
               "active_at_start", "retained", "margin_to_date", "customers_to_date",
               "new_customers", "zero_party_customers", "acquisition_costs", "revenue_to_date",
-              "customers_at_start", "clv_predicted"]  # fmt: skip
+              "customers_at_start", "clv_predicted", "returns", "refunds",
+              "shipping_fees"]  # fmt: skip
     present = {c for p in parts if p is not None for c in p}
     for col in needed:
         if col not in frame:

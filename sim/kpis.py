@@ -196,14 +196,37 @@ def ad_spend(s):
 
 @kpi("total", "action")
 def strategy_costs(s):
-    """Every non-ad cost: messages (email, SMS) and strategies (discounts, fees, reminders)."""
+    """Every non-ad cost: messages, strategies (fees, reminders), shipping, express, returns."""
     return s["other_costs"]
 
 
 @kpi("total", "action")
+def shipping_fees(s):
+    """Shipping fees paid by shoppers on orders below the free-shipping threshold (income)."""
+    return s["shipping_fees"]
+
+
+@kpi("total", "action")
 def profit(s):
-    """Gross margin - ad spend - strategy costs (discounts are already out of the margin)."""
-    return s["margin"] - s["ad_spend"] - s["other_costs"]
+    """Gross margin + shipping fees - ad spend - other costs.
+
+    Other costs: strategies, messages, the carrier's shipping and express costs and returns
+    (refunded margin and handling); discounts are already out of the margin. Like the costs,
+    the fees come from the ledger (no segment or channel scope).
+    """
+    return s["margin"] + s["shipping_fees"] - s["ad_spend"] - s["other_costs"]
+
+
+@kpi("ratio", "action")
+def return_rate(s):
+    """Orders returned in the window (by the day they come back) / orders of the window."""
+    return _div(s["returns"], s["orders"])
+
+
+@kpi("total", "action")
+def refunds(s):
+    """Revenue refunded for the window's returns (the margin lost and handling are costs)."""
+    return s["refunds"]
 
 
 @kpi("ratio", "action")

@@ -91,6 +91,11 @@ def facts_from_events(events: pd.DataFrame, results) -> Facts:
             "segment": segment[survey["user_id"].to_numpy()],
         }
     )
+    back = events[events["event"] == "return"]
+    returns = pd.DataFrame({"time": back["time"].to_numpy(), "user_id": back["user_id"].to_numpy(),
+                            "refund": back["value"].to_numpy(dtype=float),
+                            "arm": arm[back["user_id"].to_numpy()],
+                            "segment": segment[back["user_id"].to_numpy()]})  # fmt: skip
     return Facts(
         days=results.scenario.days,
         sessions=sessions,
@@ -101,4 +106,7 @@ def facts_from_events(events: pd.DataFrame, results) -> Facts:
         costs=results.costs,
         users=users,
         extra=results.extra,
+        clv=getattr(results.scenario, "clv", None),
+        seed=getattr(results, "seed", 0),
+        returns=returns,
     )

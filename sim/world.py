@@ -122,6 +122,10 @@ class World:
         self.window_impressions = dict.fromkeys(PAID_CHANNELS, 0.0)
         self.deliveries: dict[int, list] = {}
         self.welcomes: dict[int, list] = {}
+        # Each agent's last satisfaction as multipliers on its visit hazard and lapse chance
+        # (kept per agent so the hot paths gather instead of recomputing; see _feel).
+        self.sat_visits = np.ones(n, dtype=np.float32)
+        self.sat_lapse = np.ones(n, dtype=np.float32)
         self._queued: list[tuple] = []
         self._schedule_first_visits()
         draw_history(self)  # a past of orders; reschedules its customers' first visits
@@ -242,7 +246,7 @@ class World:
         since = time - pop.last_order[agent]
         boost = 1.0 + ret.post_purchase_boost * np.exp(-since / ret.boost_days)
         rate = pop.visit_rate[agent] * boost * self.rate_mult[agent]
-        rate *= self.satisfaction_factor(agent, ret.satisfaction_visits)
+        rate *= self.sat_visits[agent]
         rate = np.where(pop.lapsed[agent], rate * ret.lapsed_rate, rate)
         pop.next_visit[agent] = time + gap / np.maximum(rate, 1e-12)
 
@@ -387,6 +391,8 @@ class World:
                              category=cat.category[product])  # fmt: skip
         day, arm = int(np.floor(self.env.now)), self.pop.arm[carts.agent]
         self.ledger.book_by_arm("shipping", np.full(len(rows), ship.cost_per_order), arm, day)
+        # The fees shoppers pay are income: booked negative, so profit and replays count them.
+        self.ledger.book_by_arm("shipping_fee", -fee[rows], arm, day)
         if express.any():
             self.ledger.book_by_arm("express", np.full(int(express.sum()), am.express_cost),
                                     arm[express], day)  # fmt: skip
@@ -490,9 +496,12 @@ class World:
         (the remaining Exp(1) budget at the new rate), so a disappointed customer's next visit
         comes later; visits already due today are left alone.
         """
-        pop, k = self.pop, self.scenario.retention.satisfaction_visits
-        change = self.satisfaction_factor(agent, k, sat) / self.satisfaction_factor(agent, k)
+        pop, ret = self.pop, self.scenario.retention
+        new = self.satisfaction_factor(agent, ret.satisfaction_visits, sat)
+        change = new / self.sat_visits[agent]
         pop.satisfaction[agent] = sat
+        self.sat_visits[agent] = new
+        self.sat_lapse[agent] = self.satisfaction_factor(agent, -ret.satisfaction_lapse, sat)
         nxt = pop.next_visit[agent]
         move = np.isfinite(nxt) & (nxt >= np.floor(self.env.now) + 1)
         pop.next_visit[agent[move]] = time[move] + (nxt[move] - time[move]) / change[move]
@@ -640,11 +649,9 @@ class World:
         t_open = msg.time + 0.5 * rng.uniform(key, agent, k + 3)
         t_click = t_open + 0.02
         if day >= 0:
-            self._tally_messages(day, agent, kinds[0], np.ones(len(agent), bool))
-            if kinds[1] is not None:
-                self._tally_messages(day, agent, kinds[1], opened)
-            self._tally_messages(day, agent, kinds[2], clicked)
-            self._tally_messages(day, agent, 5, unsub)
+            tally = [(kinds[0], np.ones(len(agent), bool)), (kinds[1], opened),
+                     (kinds[2], clicked), (MESSAGE_CODE["unsubscribe"], unsub)]  # fmt: skip
+            self._tally_kinds(day, agent, [(k, m) for k, m in tally if k is not None])
             self.log.add(f"{kind}_send", msg.time, agent, channel=CH[kind])
             if kind == "email":
                 self.log.add("email_open", t_open[opened], agent[opened], channel=CH[kind])
@@ -696,22 +703,28 @@ class World:
         t_send = np.full(len(agent), day + 0.375)
         t_click = t_send + 0.5 * rng.uniform(key, agent, k + 3) + 0.02
         if day >= 0:
-            for name, mask in (("welcome_send", np.ones(len(agent), bool)),
-                               ("welcome_open", opened), ("welcome_click", clicked),
-                               ("unsubscribe", unsub)):  # fmt: skip
-                self._tally_messages(day, agent, MESSAGE_CODE[name], mask)
+            tally = (("welcome_send", np.ones(len(agent), bool)), ("welcome_open", opened),
+                     ("welcome_click", clicked), ("unsubscribe", unsub))  # fmt: skip
+            self._tally_kinds(day, agent, [(MESSAGE_CODE[name], m) for name, m in tally])
+            for name, mask in tally:
                 t = t_click if name == "welcome_click" else t_send
                 self.log.add(name, t[mask], agent[mask], channel=CH["email"])
         code = np.full(int(clicked.sum()), CH["email"], dtype=np.int8)
         self.queue_visits(agent[clicked], t_click[clicked], code)
 
     def _tally_messages(self, day: int, agent: np.ndarray, kind: int, mask: np.ndarray) -> None:
+        self._tally_kinds(day, agent, ((kind, mask),))
+
+    def _tally_kinds(self, day: int, agent: np.ndarray, kinds) -> None:
+        """Count messages by arm and segment, for each ``(kind, mask)`` of the same recipients."""
         n_seg = len(self.pop.segment_names)
-        code = self.pop.arm[agent[mask]].astype(np.int64) * n_seg + self.pop.segment[agent[mask]]
-        counts = np.bincount(code, minlength=len(self.arm_names) * n_seg)
-        nz = np.flatnonzero(counts)
+        code = self.pop.arm[agent].astype(np.int64) * n_seg + self.pop.segment[agent]
+        groups = len(self.arm_names) * n_seg
+        counts = np.stack([np.bincount(code[mask], minlength=groups) for _, mask in kinds])
+        row, nz = np.nonzero(counts)
+        kind = np.array([k for k, _ in kinds], dtype=np.int64)[row]
         self.t_messages.add(
-            day=day, arm=nz // n_seg, segment=nz % n_seg, kind=kind, count=counts[nz]
+            day=day, arm=nz // n_seg, segment=nz % n_seg, kind=kind, count=counts[row, nz]
         )
 
     # -- running --------------------------------------------------------------------------
@@ -719,6 +732,10 @@ class World:
         """Simulate warm-up and horizon; return the tables. ``progress(day)`` is called daily."""
         self._progress = progress
         env = self.env
+        if np.isfinite(self.pop.satisfaction).any():  # a drawn past may have set some
+            ret, everyone = self.scenario.retention, np.arange(self.pop.size)
+            self.sat_visits[:] = self.satisfaction_factor(everyone, ret.satisfaction_visits)
+            self.sat_lapse[:] = self.satisfaction_factor(everyone, -ret.satisfaction_lapse)
         env.process(self._daily(self._day_start))
         for name in PAID_CHANNELS:
             if name in self.scenario.channels:

@@ -143,7 +143,10 @@ EXPECTED = {
     "gross_margin": 50.0,
     "ad_spend": 80.0,
     "strategy_costs": 0.013,  # email + sms
+    "shipping_fees": 0.0,  # no shipping_fee bookings in the ledger
     "profit": 50 - 80 - 0.013,
+    "return_rate": 0.0,  # no return events
+    "refunds": 0.0,
     "roas": 130 / 80,
     "roas_attributed": 100 / 80,  # s2 is itself a paid click; user 1 never clicked an ad
     "revenue_share_by_channel": 1.0,
