@@ -149,7 +149,9 @@ def test_every_strategy_costs_money(store, name):
     k, k0 = _kpis(store, name, events=name == "retargeting", size=size)
     extra = k["strategy_costs"] - k0["strategy_costs"]
     assert extra > 0
-    assert k["profit"] == pytest.approx(k["gross_margin"] - k["ad_spend"] - k["strategy_costs"])
+    assert k["profit"] == pytest.approx(
+        k["gross_margin"] + k["shipping_fees"] - k["ad_spend"] - k["strategy_costs"]
+    )
 
 
 def test_strategies_stack(store):

@@ -196,7 +196,8 @@ def test_gamification_points_badges_and_redemption(store):
 
 def test_gamification_novelty_fades_and_needs_customers(store):
     world, game = _world(store, "gamification")
-    world.pop.n_orders[: M // 2] = 1  # half are customers
+    world.pop.n_orders[: M // 2] = 1  # half are customers, half prospects (whatever the past)
+    world.pop.n_orders[M // 2 :] = 0
     lifts = []
     for time in (10.0, 370.0):
         visits = _visits(world, time=time)
