@@ -260,11 +260,16 @@ _INTEGERS = {
 }  # fmt: skip
 
 
+_ZERO_ALLOWED = {"history.days"}  # dotted suffixes exempt from a positive name ("days")
+
+
 def _check_value(key: str, name: str, value: object) -> None:
     if isinstance(value, bool) or isinstance(value, str):
         return
     integer = name in _INTEGERS
-    if name in _PROBABILITIES:
+    if any(key.endswith("." + k) for k in _ZERO_ALLOWED):
+        check_number(value, key, ge=0, integer=integer)
+    elif name in _PROBABILITIES:
         check_probability(value, key)
     elif name in _POSITIVE:
         check_number(value, key, gt=0, integer=integer)

@@ -85,7 +85,6 @@ class Funnel:
         w.dispatch("on_view", v)
         basket = self._cart(v)
         w.dispatch_basket(v, basket)
-        self._top_up(v, basket)
         self._checkout(v, basket, bounced, pages)
 
     def _views(self, v: Visits, pages: np.ndarray, bounced: np.ndarray) -> None:
@@ -131,33 +130,27 @@ class Funnel:
             tag=np.zeros(len(visit), dtype=np.int16),
         )
 
-    def _top_up(self, v: Visits, b: Basket) -> None:
+    def _top_up(self, v: Visits, b: Basket, value, carts, first) -> np.ndarray:
         """Shoppers a little below the free-shipping threshold add an item to reach it.
 
         A cart whose value is within ``shipping.topup_gap`` below the threshold is topped up with
         chance ``topup_rate``: the shopper adds the cheapest item that closes the gap among the
         products viewed in the session and the cheap complements of the cart's first item (one
         unit at list price); with no such item, nothing is added. So order values bunch just
-        above the threshold.
+        above the threshold. Returns the carts' values with the added items.
         """
         cfg, cat = self.w.scenario.shipping, self.w.catalog
-        if cfg.fee <= 0 or cfg.topup_rate <= 0 or not len(b.visit):
-            return
-        m = len(v)
-        gap = cfg.free_threshold - np.bincount(b.visit, weights=b.price * b.quantity, minlength=m)
-        near = np.flatnonzero(
-            (gap > 0) & (gap <= cfg.topup_gap) & (np.bincount(b.visit, minlength=m) > 0)
-        )
+        if cfg.fee <= 0 or cfg.topup_rate <= 0 or not len(carts):
+            return value
+        gap = cfg.free_threshold - value[carts]
+        near = np.flatnonzero((gap > 0) & (gap <= cfg.topup_gap))
+        near = near[self.draw_rows(v, carts[near], _S_TOPUP) < cfg.topup_rate]
         if not len(near):
-            return
-        rows = near[self.draw_rows(v, near, _S_TOPUP) < cfg.topup_rate]
-        if not len(rows):
-            return
-        first = np.full(m, -1, dtype=np.int64)
-        first[b.visit[::-1]] = b.product[::-1]
-        cand = np.concatenate([v.views[rows], cat.complements[first[rows]]], axis=1)
+            return value
+        rows = carts[near]
+        cand = np.concatenate([v.views[rows], cat.complements[first[near]]], axis=1)
         price = np.where(cand >= 0, cat.price[np.maximum(cand, 0)], np.inf)
-        price = np.where(price >= gap[rows, None], price, np.inf)
+        price = np.where(price >= gap[near, None], price, np.inf)
         pick = np.argmin(price, axis=1)
         found = np.isfinite(price[np.arange(len(rows)), pick])
         rows, product = rows[found], cand[found, pick[found]]
@@ -166,29 +159,44 @@ class Funnel:
             list_price=cat.price[product], price=cat.price[product],
             tag=np.full(len(rows), TOPUP_TAG),
         )  # fmt: skip
+        value = value.copy()
+        value[rows] += cat.price[product]  # after the cart's own lines, as bincount would add
+        return value
 
     def _checkout(self, v: Visits, b: Basket, bounced: np.ndarray, pages: np.ndarray) -> None:
+        """Top-ups, shipping fee, checkout and purchase; then booking, sign-ups and return.
+
+        Everything is computed on the visits with a cart (``carts``), the only ones that can
+        check out, and scattered into full-length arrays for the hooks and the tables.
+        """
         w, pop, cfg = self.w, self.w.pop, self.w.scenario.funnel
         ship = w.scenario.shipping
         m = len(v)
         value = np.bincount(b.visit, weights=b.price * b.quantity, minlength=m)
-        has_cart = np.bincount(b.visit, minlength=m) > 0
-        sens = pop.price_sensitivity[v.agent]
-        ratio = np.maximum(value, 1.0) / (1.5 * cfg.price_reference)
-        v.shipping = np.where(has_cart & (value < ship.free_threshold), ship.fee, 0.0)
+        carts, first_line = np.unique(b.visit, return_index=True)
+        value = self._top_up(v, b, value, carts, b.product[first_line])
+        has_cart = np.zeros(m, dtype=bool)
+        has_cart[carts] = True
+        vc = value[carts]
+        sens = pop.price_sensitivity[v.agent[carts]]
+        ratio = np.maximum(vc, 1.0) / (1.5 * cfg.price_reference)
+        fee = np.where(vc < ship.free_threshold, ship.fee, 0.0)
         # An unexpected fee at checkout: completion falls by fee_abandon x price sensitivity.
-        fee_factor = np.where(v.shipping > 0, 1 - np.minimum(ship.fee_abandon * sens, 1.0), 1.0)
-        v.p_checkout = np.where(has_cart, cfg.p_checkout, 0.0)
-        v.p_purchase = np.where(
-            has_cart, cfg.p_purchase * ratio ** (-0.15 * sens) * fee_factor, 0.0
-        )
+        fee_factor = np.where(fee > 0, 1 - np.minimum(ship.fee_abandon * sens, 1.0), 1.0)
+        v.shipping, v.p_checkout, v.p_purchase = np.zeros(m), np.zeros(m), np.zeros(m)
+        v.shipping[carts] = fee
+        v.p_checkout[carts] = cfg.p_checkout
+        v.p_purchase[carts] = cfg.p_purchase * ratio ** (-0.15 * sens) * fee_factor
         w.dispatch("on_checkout", v)
-        began = has_cart & (self.draw(v, _S_CHECKOUT) < np.clip(v.p_checkout, 0, 1))
-        bought = began & (self.draw(v, _S_PURCHASE) < np.clip(v.p_purchase, 0, 1))
+        began = np.zeros(m, dtype=bool)
+        began[carts] = self.draw_rows(v, carts, _S_CHECKOUT) < np.clip(v.p_checkout[carts], 0, 1)
+        rows = np.flatnonzero(began)
+        bought = np.zeros(m, dtype=bool)
+        bought[rows] = self.draw_rows(v, rows, _S_PURCHASE) < np.clip(v.p_purchase[rows], 0, 1)
         v.purchased = bought
-        quiz = (pop.n_sessions[v.agent] == 1) & (
-            self.draw(v, _S_QUIZ) < w.scenario.population.quiz_rate
-        )
+        rows = np.flatnonzero(pop.n_sessions[v.agent] == 1)
+        quiz = np.zeros(m, dtype=bool)
+        quiz[rows] = self.draw_rows(v, rows, _S_QUIZ) < w.scenario.population.quiz_rate
         w.record_visits(v, b, bounced, pages, has_cart, began, bought, value, quiz)
         self._signups(v, bounced, bought)
         self._after(v)
@@ -196,13 +204,12 @@ class Funnel:
     def _signups(self, v: Visits, bounced: np.ndarray, bought: np.ndarray) -> None:
         """Email sign-ups: by the pop-up of a first visit and at checkout, if not on the list."""
         cfg = self.w.scenario.email
-        off = ~self.w.pop.email_ok[v.agent]
-        popup = off & ~bounced & (v.session_no == 0)
-        buyer = off & bought
-        rows = np.flatnonzero(popup | buyer)
+        popup = ~bounced & (v.session_no == 0)
+        rows = np.flatnonzero(popup | bought)
+        rows = rows[~self.w.pop.email_ok[v.agent[rows]]]
         if not len(rows):
             return
-        p = np.where(buyer[rows], cfg.signup_checkout, 0.0)
+        p = np.where(bought[rows], cfg.signup_checkout, 0.0)
         p = 1 - (1 - p) * np.where(popup[rows], 1 - cfg.signup_popup, 1.0)
         rows = rows[self.draw_rows(v, rows, _S_SIGNUP) < p]
         if len(rows):
@@ -213,15 +220,12 @@ class Funnel:
         """Return hazard and lapsing: schedule each agent's next own visit.
 
         The lapse chance of a visit without an order is scaled by the agent's last satisfaction
-        (see :meth:`sim.world.World.satisfaction_factor`): unhappy customers lapse more.
+        (``world.sat_lapse``, see :meth:`sim.world.World.satisfaction_factor`): unhappy
+        customers lapse more.
         """
         w, pop, cfg = self.w, self.w.pop, self.w.scenario.retention
         v.rate_mult = np.ones(len(v))
-        lapse = (
-            cfg.lapse_per_visit
-            * pop.churn[v.agent]
-            * w.satisfaction_factor(v.agent, -cfg.satisfaction_lapse)
-        )
+        lapse = cfg.lapse_per_visit * pop.churn[v.agent] * w.sat_lapse[v.agent]
         v.p_lapse = np.where(v.purchased, 0.0, lapse)
         w.dispatch("on_return", v)
         lapse = self.draw(v, _S_LAPSE) < v.p_lapse

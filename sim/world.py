@@ -122,6 +122,7 @@ class World:
         self.window_impressions = dict.fromkeys(PAID_CHANNELS, 0.0)
         self.deliveries: dict[int, list] = {}
         self.welcomes: dict[int, list] = {}
+        self._return_rate = np.asarray(scenario.returns.rate_by_category, dtype=float)
         # Each agent's last satisfaction as multipliers on its visit hazard and lapse chance
         # (kept per agent so the hot paths gather instead of recomputing; see _feel).
         self.sat_visits = np.ones(n, dtype=np.float32)
@@ -376,15 +377,20 @@ class World:
         ``returns.rate_by_category`` over the order's lines, weighted by the lines' value.
         """
         cat, am, ship = self.catalog, self.scenario.aftermath, self.scenario.shipping
-        rows, m = carts.visit, len(v)
-        first_line = np.full(m, -1)
-        first_line[b.visit[::-1]] = b.product[::-1]
-        product = first_line[rows]
-        line_value = b.price * b.quantity
-        rate = np.asarray(self.scenario.returns.rate_by_category)[cat.category[b.product]]
-        weighted = np.bincount(b.visit, weights=line_value * rate, minlength=m)[rows]
+        rows, n = carts.visit, len(carts)
+        order = np.full(len(v), -1)
+        order[rows] = np.arange(n)
+        line = order[b.visit]  # the order of each basket line (-1: not bought)
+        mine = np.flatnonzero(line >= 0)
+        line, item = line[mine], b.product[mine]
+        product = np.empty(n, dtype=np.int64)
+        product[line[::-1]] = item[::-1]  # the first line's product of each order
+        line_value = b.price[mine] * b.quantity[mine]
+        rate = self._return_rate[cat.category[item]]
+        weighted = np.bincount(line, weights=line_value * rate, minlength=n)
+        list_value = np.bincount(line, weights=b.list_price[mine] * b.quantity[mine], minlength=n)
         carts.p_return = np.where(carts.value > 0, weighted / np.maximum(carts.value, 1e-12), 0.0)
-        carts.p_review = np.full(len(rows), am.review_rate)
+        carts.p_review = np.full(n, am.review_rate)
         key = self.keyed("delivery")
         express = rng.uniform(key, carts.agent, carts.order_id * 4 + 2) < am.express_share
         self.t_shipments.add(order_id=carts.order_id, shipping=fee[rows], express=express,
@@ -397,9 +403,7 @@ class World:
             self.ledger.book_by_arm("express", np.full(int(express.sum()), am.express_cost),
                                     arm[express], day)  # fmt: skip
         self.dispatch("on_purchase", carts)
-        discount = 1 - carts.value / np.maximum(
-            np.bincount(b.visit, weights=b.list_price * b.quantity, minlength=m)[rows], 1e-12
-        )
+        discount = 1 - carts.value / np.maximum(list_value, 1e-12)
         self._deliveries(carts, product, express, margin[rows], discount)
 
     def _deliveries(self, carts, product, express, margin, discount) -> None:
@@ -411,10 +415,9 @@ class World:
         so the express lever moves each order's delivery and nothing else.
         """
         am, key = self.scenario.aftermath, self.keyed("delivery")
-        k = carts.order_id * 4
-        gamma2 = 0.5 * (
-            rng.exponential(key, carts.agent, k) + rng.exponential(key, carts.agent, k + 1)
-        )
+        k = carts.order_id[:, None] * 4 + np.arange(2)[None, :]
+        u = rng.uniform(key, np.broadcast_to(carts.agent[:, None], k.shape), k)
+        gamma2 = -0.5 * np.log1p(-u).sum(axis=1)  # two keyed exponentials, mean 1 together
         delay = np.where(express, am.express_days, am.delivery_days) * gamma2
         # From the day after the one being processed on: that day's bucket is still open.
         first = np.floor(self.env.now) + 1
@@ -463,25 +466,28 @@ class World:
         agent, time, order_id, product, p_review, p_return, days, value, margin, discount = (
             np.concatenate(c) for c in zip(*chunks, strict=True)
         )
-        key = self.keyed("satisfaction")
-        k = order_id.astype(np.int64) * 8  # uniforms 16 o .. 16 o + 15 are this order's
-        returned = rng.uniform(key, agent, 2 * k + 6) < np.clip(p_return, 0, 1)
+        # One keyed draw per order for uniforms 16 o + j: j = 0, 1 satisfaction noise and 2, 3
+        # the NPS answer's (Box-Muller pairs, as rng.normal), 4 review, 5 survey, 6 return.
+        k = order_id.astype(np.int64)[:, None] * 16 + np.arange(7)[None, :]
+        u = rng.uniform(self.keyed("satisfaction"), np.broadcast_to(agent[:, None], k.shape), k)
+        radius = np.sqrt(-2.0 * np.log1p(-u[:, [0, 2]]))
+        noise = radius * np.cos(2.0 * np.pi * u[:, [1, 3]])
+        returned = u[:, 6] < np.clip(p_return, 0, 1)
         if returned.any():
             self._returns(agent[returned], time[returned], order_id[returned],
                           product[returned], value[returned], margin[returned])  # fmt: skip
-        s = self.satisfaction(product, days, discount, returned, rng.normal(key, agent, k))
+        s = self.satisfaction(product, days, discount, returned, noise[:, 0])
         sat = np.clip(np.rint(s), 1, 5)
         self._feel(agent, time, np.clip(s, 1, 5))
-        surveyed = rng.uniform(key, agent, 2 * k + 5) < self.scenario.aftermath.survey_rate
+        surveyed = u[:, 5] < self.scenario.aftermath.survey_rate
         if surveyed.any():
             sv = surveyed
-            answer = 2.5 * (s[sv] - 1) + _NPS_NOISE * rng.normal(key, agent[sv], k[sv] + 1)
-            nps = np.clip(np.rint(answer), 0, 10)
+            nps = np.clip(np.rint(2.5 * (s[sv] - 1) + _NPS_NOISE * noise[sv, 1]), 0, 10)
             self.t_surveys.add(time=time[sv], user_id=agent[sv], nps=nps, csat=sat[sv],
                                order_id=order_id[sv])  # fmt: skip
             self.log.add("survey_response", time[sv], agent[sv], quantity=sat[sv], value=nps,
                          order=order_id[sv])  # fmt: skip
-        reviewed = rng.uniform(key, agent, 2 * k + 4) < np.clip(p_review, 0, 1)
+        reviewed = u[:, 4] < np.clip(p_review, 0, 1)
         if reviewed.any():
             g = self.review_group[self.pop.arm[agent[reviewed]]]
             np.add.at(self.catalog.reviews, (g, product[reviewed]), 1)
@@ -690,18 +696,20 @@ class World:
         if not len(agent):
             return
         cfg, key = self.scenario.email, self.keyed("welcome")
-        k = (signup_day * 8 + step) * 4
+        k = (signup_day * 8 + step)[:, None] * 4 + np.arange(4)[None, :]
+        u = rng.uniform(
+            key, np.broadcast_to(agent[:, None], k.shape), k
+        )  # open, click, unsub, time
         eng = self.pop.email_engagement[agent]
-        opened = rng.uniform(key, agent, k) < np.clip(cfg.welcome_open_rate * eng, 0, 1)
+        opened = u[:, 0] < np.clip(cfg.welcome_open_rate * eng, 0, 1)
         click_given_open = cfg.welcome_click_rate / max(cfg.welcome_open_rate, 1e-12)
-        p_click = np.clip(click_given_open * eng, 0, 1)
-        clicked = opened & (rng.uniform(key, agent, k + 1) < p_click)
-        unsub = rng.uniform(key, agent, k + 2) < cfg.unsubscribe
+        clicked = opened & (u[:, 1] < np.clip(click_given_open * eng, 0, 1))
+        unsub = u[:, 2] < cfg.unsubscribe
         self.pop.email_ok[agent[unsub]] = False
         cost = np.full(len(agent), cfg.cost_per_send)
         self.ledger.book_by_arm("email", cost, self.pop.arm[agent], day)
         t_send = np.full(len(agent), day + 0.375)
-        t_click = t_send + 0.5 * rng.uniform(key, agent, k + 3) + 0.02
+        t_click = t_send + 0.5 * u[:, 3] + 0.02
         if day >= 0:
             tally = (("welcome_send", np.ones(len(agent), bool)), ("welcome_open", opened),
                      ("welcome_click", clicked), ("unsubscribe", unsub))  # fmt: skip
