@@ -1,0 +1,133 @@
+"""The store's past (sim/history.py): a going concern at day 0, stationary through the window.
+
+One default run of 200,000 agents (3 years of past, 90 days of warm-up, 90 days of window) at
+a fixed seed serves every check; each tolerance is written next to its assertion.
+"""
+
+import numpy as np
+import pytest
+from sim_helpers import run_world, scenario
+
+from sim import rng
+from sim.history import _uniform
+from sim.world import World
+
+N = 200_000
+
+
+@pytest.fixture(scope="module")
+def run():
+    return run_world(f"scenario.population.size={N}", events=False, seed=11)
+
+
+def _month(frame, lo: float, hi: float):
+    rows = frame[(frame["time"] >= lo) & (frame["time"] < hi)]
+    return rows
+
+
+def test_the_kernels_draws_are_sim_rngs_keyed_draws():
+    key = rng.stream_key(5, "history")
+    ids = np.array([0, 1, 7, 123_456, 2**31])
+    for k in (0, 3, 1 << 40):
+        assert [_uniform(key, int(i), k) for i in ids] == pytest.approx(
+            rng.uniform(key, ids, k), rel=0, abs=0
+        )
+
+
+def test_day_0_has_customers_of_every_tenure(run):
+    users = run.users
+    first = users["first_order_day"].to_numpy()
+    at_start = first < 0
+    # A brand-new store had 1.6% customers at day 0; three years of trade give about a fifth.
+    assert 0.10 < at_start.mean() < 0.35
+    tenure = -first[at_start]
+    warmup = run.scenario.warmup_days
+    history = run.scenario.history.days
+    # Customers acquired in every year of the past: each third of it holds >= 15% of them
+    # (an even spread would give a third each; a growing store fewer in the first year).
+    for lo in (warmup, warmup + history / 3, warmup + 2 * history / 3):
+        share = ((tenure >= lo) & (tenure < lo + history / 3)).mean()
+        assert share > 0.15, (lo, share)
+    orders = run.orders
+    past = orders[orders["time"] < 0]
+    per_customer = past.groupby("user_id").size()
+    # Frequency spreads like a real customer base: most bought once, some many times.
+    assert 0.3 < (per_customer == 1).mean() < 0.9
+    assert (per_customer >= 5).mean() > 0.01
+
+
+def test_pre_columns_still_cover_the_warm_up(run):
+    users = run.users
+    warm = run.orders[(run.orders["time"] >= -run.scenario.warmup_days) & (run.orders["time"] < 0)]
+    assert run.scenario.warmup_days >= 90
+    assert users["pre_orders"].sum() == len(warm)  # pre_* = the 90-day warm-up, as before
+    assert users["pre_revenue"].sum() == pytest.approx(warm["revenue"].sum(), rel=1e-9)
+
+
+def test_past_baskets_match_the_funnels(run):
+    orders = run.orders
+    start = -run.scenario.warmup_days
+    past, window = orders[orders["time"] < start], orders[orders["time"] >= 0]
+    # The reduced model draws one product per order as the funnel fills a cart; the funnel adds
+    # a few multi-line baskets and favours cheap carts at checkout. Order values have a standard
+    # deviation of about 0.9 x AOV, so with ~5,000 window orders the window AOV's standard error
+    # is ~1.3%: 3 SE (4%) plus 3% for what the reduced model leaves out.
+    assert past["revenue"].mean() == pytest.approx(window["revenue"].mean(), rel=0.07)
+    assert past["margin"].mean() == pytest.approx(window["margin"].mean(), rel=0.07)
+
+
+def test_the_store_is_stationary(run):
+    """KPIs of the first and last month of a no-change window agree within noise."""
+    sessions, orders = run.sessions, run.orders
+    first_s, last_s = _month(sessions, 0, 30), _month(sessions, 60, 90)
+    first_o, last_o = _month(orders, 0, 30), _month(orders, 60, 90)
+    # Orders are Poisson-like counts (~1,800 a month at 200k agents): the difference of two
+    # months has SD sqrt(2 x 1,800) ~ 60, i.e. 3.3%; 3 SD = 10%.
+    assert len(last_o) == pytest.approx(len(first_o), rel=0.10)
+    # Sessions (~72,000 a month) vary more than Poisson with the e-mail calendar (a month
+    # holds 4 or 5 newsletters, ~3% of sessions each): 3 x 0.5% + 3% = 4.5%.
+    assert len(last_s) == pytest.approx(len(first_s), rel=0.045)
+    # Conversion = orders / sessions: the two months' relative SE combine to ~3.4%; 3 SD.
+    conv_first = first_s["purchased"].mean()
+    conv_last = last_s["purchased"].mean()
+    assert conv_last == pytest.approx(conv_first, rel=0.10)
+    # AOV: SE of each month's mean ~0.9 / sqrt(1,800) ~ 2.1%; the difference's 3 SD ~ 9%.
+    aov_first = first_o["revenue"].mean()
+    assert last_o["revenue"].mean() == pytest.approx(aov_first, rel=0.09)
+    # The customer mix: the share of orders from returning customers (~0.5) has a binomial SE
+    # of sqrt(0.25 / 1,800) = 1.2 points a month; the difference's 3 SD = 5 points.
+    assert _repeat_share(run, last_o) == pytest.approx(_repeat_share(run, first_o), abs=0.05)
+
+
+def _repeat_share(run, orders) -> float:
+    first = run.users["first_order_day"].to_numpy()[orders["user_id"].to_numpy()]
+    return float((first < orders["time"].to_numpy()).mean())
+
+
+def test_a_brand_new_store_is_still_filling_up(run):
+    """Without a past the store is no going concern (the checks above can fail).
+
+    Its order counts drift inside the monthly noise over one window (+5% at this seed), so
+    what tells it apart is the state the KPIs rest on: the customer base grows by more than
+    half in 60 days and returning customers place under a quarter of the orders.
+    """
+    new = run_world(f"scenario.population.size={N}", "scenario.history.days=0", events=False,
+                    seed=11)  # fmt: skip
+
+    def stock(r, day):
+        return (r.users["first_order_day"].to_numpy() < day).mean()
+
+    assert stock(new, 60) > 1.5 * stock(new, 0)
+    assert stock(run, 60) < 1.10 * stock(run, 0)  # a fixed market still converts prospects
+    assert _repeat_share(new, _month(new.orders, 0, 30)) < 0.25
+    assert _repeat_share(run, _month(run.orders, 0, 30)) > 0.40
+
+
+def test_the_past_is_the_same_in_every_world_of_a_seed():
+    sc = scenario("scenario.population.size=5000")
+    a, b = World(sc, 3, events=False), World(sc, 3, arm=np.arange(5000) % 2,
+                                                 arm_names=("a", "b"), events=False)  # fmt: skip
+    for name in ("aware", "lapsed", "last_order", "n_orders", "email_ok", "next_visit"):
+        np.testing.assert_array_equal(getattr(a.pop, name), getattr(b.pop, name), err_msg=name)
+    other = World(sc, 4, events=False)
+    assert not np.array_equal(a.pop.last_order, other.pop.last_order)
