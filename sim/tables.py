@@ -62,17 +62,29 @@ def _label(frame: pd.DataFrame, col: str, names, offset: int = 0) -> None:
 
 
 def _with_shipments(orders: pd.DataFrame, shipments: pd.DataFrame) -> pd.DataFrame:
-    """Orders with the engine's shipment columns (the drawn past has none: 0, False, -1)."""
+    """Orders with the engine's shipment columns (the drawn past has none: 0, False, -1, 0)."""
     s = shipments.set_index("order_id").reindex(orders["order_id"].to_numpy())
     return orders.assign(
         shipping=s["shipping"].fillna(0.0).to_numpy(np.float64),
         express=s["express"].fillna(False).to_numpy(bool),
         category=s["category"].fillna(-1).to_numpy(np.int8),
+        p_return=s["p_return"].fillna(0.0).to_numpy(np.float64),
     )
 
 
 def build_results(world):
-    """Turn a finished world into :class:`sim.world.Results`."""
+    """Turn a finished world into :class:`sim.world.Results`.
+
+    Columns of the order economics (issue 10): ``sessions.shipping`` and ``orders.shipping``
+    (the fee the shopper paid; 0 from the threshold on), ``orders.express``, ``orders.category``
+    (of the first line; -1 for orders of the drawn past), ``orders.p_return`` (the chance of a
+    return after on_purchase) and ``orders.returned`` (returned by the end of the run: orders
+    delivered after it are not yet); ``returns`` has one row per returned order: ``time``
+    (delivery), ``user_id``, ``order_id``, ``refund`` (the order's value), ``margin_lost``
+    (refund - salvage_share x cost of goods), ``cost`` (handling), ``category``, ``arm``,
+    ``segment`` (warm-up rows have time < 0); ``surveys`` add ``order_id``, ``late`` (delivered
+    after the promise), ``returned`` and ``express``.
+    """
     from sim.world import Results
 
     users = users_table(world)

@@ -146,9 +146,11 @@ class World:
         )  # fmt: skip
         self.t_messages = Table(day=i4, arm=i1, segment=i1, kind=i1, count=i8)
         self.t_impressions = Table(day=i4, channel=i1, arm=i1, impressions=f8, reached=f8)
-        self.t_surveys = Table(time=f8, user_id=i8, nps=i1, csat=i1, order_id=i8)
-        # Orders the engine placed (not the drawn past): fee paid, express, first line's category
-        self.t_shipments = Table(order_id=i8, shipping=f8, express=b, category=i1)
+        self.t_surveys = Table(time=f8, user_id=i8, nps=i1, csat=i1, order_id=i8, late=b,
+                               returned=b, express=b)  # fmt: skip
+        # Orders the engine placed (not the drawn past): fee paid, express, first line's
+        # category, chance of a return (after on_purchase)
+        self.t_shipments = Table(order_id=i8, shipping=f8, express=b, category=i1, p_return=f8)
         self.t_returns = Table(time=f8, user_id=i8, order_id=i8, refund=f8, margin_lost=f8,
                                cost=f8, category=i1)  # fmt: skip
 
@@ -393,8 +395,6 @@ class World:
         carts.p_review = np.full(n, am.review_rate)
         key = self.keyed("delivery")
         express = rng.uniform(key, carts.agent, carts.order_id * 4 + 2) < am.express_share
-        self.t_shipments.add(order_id=carts.order_id, shipping=fee[rows], express=express,
-                             category=cat.category[product])  # fmt: skip
         day, arm = int(np.floor(self.env.now)), self.pop.arm[carts.agent]
         self.ledger.book_by_arm("shipping", np.full(len(rows), ship.cost_per_order), arm, day)
         # The fees shoppers pay are income: booked negative, so profit and replays count them.
@@ -403,6 +403,8 @@ class World:
             self.ledger.book_by_arm("express", np.full(int(express.sum()), am.express_cost),
                                     arm[express], day)  # fmt: skip
         self.dispatch("on_purchase", carts)
+        self.t_shipments.add(order_id=carts.order_id, shipping=fee[rows], express=express,
+                             category=cat.category[product], p_return=carts.p_return)  # fmt: skip
         discount = 1 - carts.value / np.maximum(list_value, 1e-12)
         self._deliveries(carts, product, express, margin[rows], discount)
 
@@ -424,7 +426,7 @@ class World:
         when = np.maximum(carts.time + 1.0 + delay, first)
         day = np.floor(when).astype(np.int64)
         columns = (carts.agent, when, carts.order_id, product, carts.p_review, carts.p_return,
-                   when - carts.time, carts.value, margin, discount)  # fmt: skip
+                   when - carts.time, carts.value, margin, discount, express)  # fmt: skip
         for d in np.unique(day):
             r = day == d
             self.deliveries.setdefault(int(d), []).append(tuple(c[r] for c in columns))
@@ -463,9 +465,9 @@ class World:
         chunks = self.deliveries.pop(day, None)
         if not chunks:
             return
-        agent, time, order_id, product, p_review, p_return, days, value, margin, discount = (
-            np.concatenate(c) for c in zip(*chunks, strict=True)
-        )
+        cols = [np.concatenate(c) for c in zip(*chunks, strict=True)]
+        agent, time, order_id, product, p_review, p_return, days = cols[:7]
+        value, margin, discount, express = cols[7:]
         # One keyed draw per order for uniforms 16 o + j: j = 0, 1 satisfaction noise and 2, 3
         # the NPS answer's (Box-Muller pairs, as rng.normal), 4 review, 5 survey, 6 return.
         k = order_id.astype(np.int64)[:, None] * 16 + np.arange(7)[None, :]
@@ -483,8 +485,10 @@ class World:
         if surveyed.any():
             sv = surveyed
             nps = np.clip(np.rint(2.5 * (s[sv] - 1) + _NPS_NOISE * noise[sv, 1]), 0, 10)
+            late = days[sv] > self.scenario.aftermath.promise_days
             self.t_surveys.add(time=time[sv], user_id=agent[sv], nps=nps, csat=sat[sv],
-                               order_id=order_id[sv])  # fmt: skip
+                               order_id=order_id[sv], late=late, returned=returned[sv],
+                               express=express[sv])  # fmt: skip
             self.log.add("survey_response", time[sv], agent[sv], quantity=sat[sv], value=nps,
                          order=order_id[sv])  # fmt: skip
         reviewed = u[:, 4] < np.clip(p_review, 0, 1)
