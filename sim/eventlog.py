@@ -13,10 +13,13 @@ import pyarrow as pa
 EVENTS = (
     "session_start", "page_view", "view_item", "add_to_cart", "begin_checkout", "purchase",
     "cart_abandon", "email_send", "email_open", "email_click", "sms_send", "sms_click", "review",
-    "survey_response", "unsubscribe", "quiz_response",
+    "survey_response", "unsubscribe", "quiz_response", "shipping_fee", "return", "email_signup",
+    "welcome_send", "welcome_open", "welcome_click",
 )  # fmt: skip
-"""Event names (DESIGN.md's list plus ``quiz_response``, the zero-party preference quiz).
-Strategies register their own with :meth:`EventLog.code`."""
+"""Event names: DESIGN.md's list plus ``quiz_response`` (the zero-party preference quiz) and the
+order economics and lifecycle: ``shipping_fee`` (value = the fee), ``return`` (value = the
+refund), ``email_signup`` and the welcome series' ``welcome_send``, ``welcome_open``,
+``welcome_click``. Strategies register their own with :meth:`EventLog.code`."""
 
 _COLUMNS = {
     "time": np.float64,

@@ -71,7 +71,7 @@ BAD = [  # override, the key the message must name, words of what is allowed
     ("scenario.days=???", "scenario.days", "given"),
     ("~scenario.days", "scenario.days", "required"),
     ("scenario=nope", "scenario", "one of default"),
-    ("experiment=nope", "experiment", "one of ab_test, baseline, power_sim, whatif"),
+    ("experiment=nope", "experiment", "one of ab_test, baseline, clv, power_sim, whatif"),
     ("seed=-1", "seed", ">= 0"),
     ("scenario.start_date=2027-02-30", "scenario.start_date", "YYYY-MM-DD"),
     # experiments (issue 5)
@@ -80,7 +80,7 @@ BAD = [  # override, the key the message must name, words of what is allowed
     ("split=1.5", "split", "> 0 and < 1"),
     ("split=0", "split", "> 0 and < 1"),
     ("backend=spark", "backend", "one of serial, processes, ray"),
-    ("strategy=[nope]", "strategy", "one of bundles, gamification"),
+    ("strategy=[nope]", "strategy", "one of bundles, chat_assistant, gamification"),
     # issue 9 item 10: a key added with + is not silently ignored
     ("+scenario.some_new_key=1", "scenario.some_new_key", "unknown key"),
     ("+experiment.lookevery=3", "experiment.lookevery", "unknown key"),
