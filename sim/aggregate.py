@@ -265,13 +265,7 @@ def _predicted_clv(f: Facts, n: int) -> np.ndarray:
     clv = f.clv
     if clv is None or not len(f.orders):
         return np.full(n, np.nan)
-    from lifetimes.utils import ConvergenceError
-
-    try:
-        return clv_per_customer(f.orders, n, 0.0, clv.horizon_days, clv.discount_rate,
-                                seed=f.seed)  # fmt: skip
-    except ConvergenceError:  # too few repeat buyers to fit: no prediction (the KPI is NaN)
-        return np.full(n, np.nan)
+    return clv_per_customer(f.orders, n, 0.0, clv.horizon_days, clv.discount_rate, seed=f.seed)
 
 
 def _user_sums(f: Facts, keys: list[str], reach_only: bool = False):

@@ -6,6 +6,6 @@
 - ``sequential``: naive peek, O'Brien-Fleming alpha spending, mSPRT / confidence sequences.
 - ``power``: sample size, MDE, power, duration, power curves, simulated power.
 - ``targets``: SMART targets (met / not met / inconclusive, probability, achievable).
-- ``lifetime``: CLV from a transaction log (RFM summary; BG/NBD and Gamma-Gamma via lifetimes).
+- ``lifetime``: CLV from a transaction log (RFM; BG/NBD and Gamma-Gamma, pinned to lifetimes).
 - ``checks``: the one bad-input error (ConfigError) and scalar checks naming the key.
 """
