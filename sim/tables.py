@@ -76,14 +76,16 @@ def build_results(world):
     """Turn a finished world into :class:`sim.world.Results`.
 
     Columns of the order economics (issue 10): ``sessions.shipping`` and ``orders.shipping``
-    (the fee the shopper paid; 0 from the threshold on), ``orders.express``, ``orders.category``
-    (of the first line; -1 for orders of the drawn past), ``orders.p_return`` (the chance of a
-    return after on_purchase) and ``orders.returned`` (returned by the end of the run: orders
-    delivered after it are not yet); ``returns`` has one row per returned order: ``time``
-    (delivery), ``user_id``, ``order_id``, ``refund`` (the order's value), ``margin_lost``
-    (refund - salvage_share x cost of goods), ``cost`` (handling), ``category``, ``arm``,
-    ``segment`` (warm-up rows have time < 0); ``surveys`` add ``order_id``, ``late`` (delivered
-    after the promise), ``returned`` and ``express``.
+    (the fee the shopper paid; 0 from the threshold on), ``sessions.cart_value`` (the cart's
+    value at checkout, bought or abandoned, top-ups included; 0 without a cart),
+    ``orders.express``, ``orders.category`` (of the first line; -1 for orders of the drawn
+    past), ``orders.p_return`` (the chance of a return after on_purchase) and
+    ``orders.returned`` (returned by the end of the run: orders delivered after it are not
+    yet); ``returns`` has one row per returned order: ``time`` (delivery), ``user_id``,
+    ``order_id``, ``refund`` (the order's value), ``margin_lost`` (refund - salvage_share x
+    cost of goods), ``cost`` (handling), ``category``, ``arm``, ``segment`` (warm-up rows have
+    time < 0); ``surveys`` add ``order_id``, ``late`` (delivered after the promise),
+    ``returned`` and ``express``.
     """
     from sim.world import Results
 

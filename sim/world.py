@@ -138,7 +138,7 @@ class World:
         f8, i8, i4, i1, b = np.float64, np.int64, np.int32, np.int8, np.bool_
         self.t_sessions = Table(
             session_id=i8, user_id=i8, time=f8, channel=i1, pages=i4, views=i4, carted=b,
-            checkout=b, purchased=b, revenue=f8, margin=f8, items=i4, shipping=f8,
+            checkout=b, purchased=b, revenue=f8, margin=f8, items=i4, shipping=f8, cart_value=f8,
         )  # fmt: skip
         self.t_orders = Table(
             order_id=i8, user_id=i8, time=f8, revenue=f8, margin=f8, items=i4, channel=i1,
@@ -328,7 +328,7 @@ class World:
                 pages=pages[w], views=(v.views[w] >= 0).sum(axis=1), carted=has_cart[w],
                 checkout=began[w], purchased=bought[w], revenue=np.where(bought, value, 0.0)[w],
                 margin=np.where(bought, margin, 0.0)[w], items=np.where(bought, items, 0)[w],
-                shipping=fee[w],
+                shipping=fee[w], cart_value=value[w],
             )  # fmt: skip
         if bought.any():
             self.t_orders.add(
