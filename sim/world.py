@@ -393,8 +393,10 @@ class World:
         list_value = np.bincount(line, weights=b.list_price[mine] * b.quantity[mine], minlength=n)
         carts.p_return = np.where(carts.value > 0, weighted / np.maximum(carts.value, 1e-12), 0.0)
         carts.p_review = np.full(n, am.review_rate)
-        key = self.keyed("delivery")
-        express = rng.uniform(key, carts.agent, carts.order_id * 4 + 2) < am.express_share
+        express = np.zeros(n, dtype=bool)
+        if am.express_share > 0:  # keyed: the same orders go express whatever else changes
+            u = rng.uniform(self.keyed("delivery"), carts.agent, carts.order_id * 4 + 2)
+            express = u < am.express_share
         day, arm = int(np.floor(self.env.now)), self.pop.arm[carts.agent]
         self.ledger.book_by_arm("shipping", np.full(len(rows), ship.cost_per_order), arm, day)
         # The fees shoppers pay are income: booked negative, so profit and replays count them.
@@ -425,11 +427,15 @@ class World:
         first = np.floor(self.env.now) + 1
         when = np.maximum(carts.time + 1.0 + delay, first)
         day = np.floor(when).astype(np.int64)
-        columns = (carts.agent, when, carts.order_id, product, carts.p_review, carts.p_return,
-                   when - carts.time, carts.value, margin, discount, express)  # fmt: skip
-        for d in np.unique(day):
-            r = day == d
-            self.deliveries.setdefault(int(d), []).append(tuple(c[r] for c in columns))
+        order = np.argsort(day, kind="stable")
+        day = day[order]
+        columns = [c[order] for c in (carts.agent, when, carts.order_id, product, carts.p_review,
+                                      carts.p_return, when - carts.time, carts.value, margin,
+                                      discount, express)]  # fmt: skip
+        starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+        ends = np.r_[starts[1:], len(day)]
+        for d, a, b in zip(day[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
+            self.deliveries.setdefault(d, []).append(tuple(c[a:b] for c in columns))
 
     def satisfaction(self, product, days, discount, returned, noise) -> np.ndarray:
         """Satisfaction (1-5 scale, unclipped) of delivered orders.
