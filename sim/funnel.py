@@ -10,6 +10,7 @@ import numpy as np
 
 from sim import rng
 from sim.hooks import TOPUP_TAG, Basket, Carts, Visits
+from sim.kernels import add_at
 
 MAX_VIEWS = 6
 SLOTS = 64  # keyed-draw slots per session
@@ -64,7 +65,7 @@ class Funnel:
         if len(agent) == 0:
             return
         session_no = pop.n_sessions[agent] + occurrence(agent)
-        np.add.at(pop.n_sessions, agent, 1)
+        add_at(pop.n_sessions, agent, 1)
         recovered = np.zeros(len(agent), bool) if recovered is None else recovered
         v = Visits(
             agent=agent,

@@ -38,6 +38,7 @@ from sim.eventlog import EventLog, Table
 from sim.funnel import Funnel, carts_of, occurrence
 from sim.history import draw_history
 from sim.hooks import Basket, Carts, Hooks, Ledger, Messages
+from sim.kernels import add_at
 from sim.population import build_population
 from sim.tables import MESSAGE_CODE
 
@@ -301,23 +302,23 @@ class World:
         window = v.time >= 0
         pre = ~window
         a = v.agent
-        np.add.at(u["pre_sessions"], a[pre], 1)
-        np.add.at(u["pre_orders"], a[pre & bought], 1)
-        np.add.at(u["pre_revenue"], a[pre & bought], value[pre & bought])
+        add_at(u["pre_sessions"], a[pre], 1)
+        add_at(u["pre_orders"], a[pre & bought], 1)
+        add_at(u["pre_revenue"], a[pre & bought], value[pre & bought])
         w = window
-        np.add.at(u["sessions"], a[w], 1)
+        add_at(u["sessions"], a[w], 1)
         wb = w & bought
-        np.add.at(u["orders"], a[wb], 1)
-        np.add.at(u["items"], a[wb], items[wb])
-        np.add.at(u["revenue"], a[wb], value[wb])
-        np.add.at(u["margin"], a[wb], margin[wb])
+        add_at(u["orders"], a[wb], 1)
+        add_at(u["items"], a[wb], items[wb])
+        add_at(u["revenue"], a[wb], value[wb])
+        add_at(u["margin"], a[wb], margin[wb])
         u["first_exposure"][a[w]] = np.fmin(u["first_exposure"][a[w]], np.floor(v.time[w]))
         pop.zero_party[a[quiz]] = True
         pop.aware[a] = True
         order_no = pop.n_orders[a].astype(np.int64)
         order_no[bought] += occurrence(a[bought])  # two orders of one agent in one batch
         order_id = np.where(bought, a.astype(np.int64) * _ORDER_SHIFT + order_no, -1)
-        np.add.at(pop.n_orders, a[bought], 1)
+        add_at(pop.n_orders, a[bought], 1)
         pop.last_order[a[bought]] = v.time[bought]
         u["first_order"][a[bought]] = np.fmin(u["first_order"][a[bought]], v.time[bought])
         u["last_order"][a[bought]] = v.time[bought]

@@ -45,3 +45,29 @@ def test_changing_one_agent_leaves_everyone_else_as_they_were():
     assert changed.loc[agent, "orders"] == 0 < plain.loc[agent, "orders"]
     others = plain.index != agent
     pd.testing.assert_frame_equal(plain[others], changed[others])
+
+
+def test_compiled_draws_are_the_numpy_hash_bit_for_bit():
+    key = rng.stream_key(9, "funnel")
+    ids = np.arange(100_000)
+    for k in (0, 5, ids % 64 * 64 + 3):
+        assert np.array_equal(rng.uniform(key, ids, k), rng.uniform_numpy(key, ids, k))
+    grid = np.broadcast_to(ids[:500, None], (500, 6))  # the funnel's [visits, slots] draws
+    slots = ids[:500, None] * 64 + np.arange(6)[None, :]
+    assert np.array_equal(rng.uniform(key, grid, slots), rng.uniform_numpy(key, grid, slots))
+
+
+def test_compiled_scatter_add_is_np_add_at():
+    from sim.kernels import add_at
+
+    g = np.random.default_rng(0)
+    index = g.integers(0, 50, 10_000)  # many repeats
+    for target, values in (
+        (np.zeros(50), g.random(10_000)),
+        (np.zeros(50, np.int32), 1),
+        (np.zeros(50, np.int32), g.integers(1, 3, 10_000).astype(np.int32)),
+    ):
+        expected = target.copy()
+        np.add.at(expected, index, values)
+        add_at(target, index, values)
+        assert np.array_equal(target, expected)  # same order of additions: bit for bit
