@@ -2,7 +2,8 @@
 
 ``run(cfg, out_dir)`` is a plain function (tested directly); the Hydra app around it is thin.
 Outputs in the run folder: kpis.json, daily.csv, users.parquet, events.parquet (unless
-``output.events=false``), funnel.png, kpis_over_time.png and run.json (written last).
+``output.events=false``), funnel.png, kpis_over_time.png, order_values.png and run.json
+(written last).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from experiments import abtest, clv, looks, outputs, power_sim, report, whatif, 
 from experiments import config as config_mod
 from experiments.cli import hydra_app
 from experiments.decision import senses
-from experiments.figures import funnel_figure, kpis_over_time_figure
+from experiments.figures import funnel_figure, kpis_over_time_figure, order_value_figure
 from experiments.replicates import run_replicates
 from experiments.texts import (
     HEADLINE,
@@ -119,6 +120,9 @@ def write_tables(out_dir: Path, results: Results, summary: dict, daily: pd.DataF
         outputs.write_parquet(out_dir / "events.parquet", results.events)
     funnel_figure(results.sessions, out_dir / "funnel.png")
     kpis_over_time_figure(daily, out_dir / "kpis_over_time.png")
+    window = results.orders[results.orders["time"].to_numpy() >= 0]
+    order_value_figure(window, results.scenario.shipping.free_threshold,
+                       out_dir / "order_values.png")  # fmt: skip
 
 
 def write(cfg: DictConfig, outcome: Outcome, out_dir: Path, started: str) -> None:

@@ -32,7 +32,7 @@ def test_default_experiment_writes_every_output(tmp_path):
     assert "conversion_rate" in proc.stdout
     names = {p.name for p in out.iterdir()}
     assert {"kpis.json", "daily.csv", "users.parquet", "events.parquet", "funnel.png",
-            "kpis_over_time.png", "run.json"} <= names  # fmt: skip
+            "kpis_over_time.png", "order_values.png", "run.json"} <= names  # fmt: skip
     users = pd.read_parquet(out / "users.parquet")
     assert list(users.columns) == list(USER_COLUMNS) and len(users) == 3000
     events = pd.read_parquet(out / "events.parquet")
