@@ -339,7 +339,11 @@ def cac_paid(s):
 
 @kpi("ratio", "action")
 def clv_cac_ratio(s):
-    """clv_predictive / cac."""
+    """clv_predictive / cac (the glossary's ratio).
+
+    Read it with care: clv_predictive is the next year's margin of the average customer at day 0
+    (most of a going concern's customers are dormant), cac the cost of one new customer.
+    """
     return _div(clv_predictive(s), cac(s))
 
 
