@@ -6,6 +6,8 @@ window (time >= 0) is recorded: the warm-up shows up as the per-user pre-period 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -87,16 +89,20 @@ class EventLog:
     def table(self, arm: np.ndarray, arm_names: list[str], channels: tuple[str, ...]) -> pa.Table:
         """The event log as an Arrow table with DESIGN.md's columns, sorted by time (stable).
 
-        Built column by column, each chunk list freed as soon as it is joined, so the peak
-        memory is about one copy of the log (it is the largest table of a run).
+        Built column by column, each chunk list freed as soon as it is joined (two columns at a
+        time, in two threads), so the peak memory is about one copy of the log plus two columns.
         """
         times = _concat(self._chunks.pop("time"), np.float64)
         order = np.argsort(times, kind="stable")
         columns = {"time": times[order]}
         del times
-        for col, dtype in _COLUMNS.items():
-            if col != "time":
-                columns[col] = _concat(self._chunks.pop(col), dtype)[order]
+
+        def gather(col: str) -> tuple[str, np.ndarray]:
+            return col, np.take(_concat(self._chunks.pop(col), _COLUMNS[col]), order)
+
+        # Two threads (numpy's take releases the GIL): the same arrays, about half the time.
+        with ThreadPoolExecutor(2) as pool:
+            columns.update(pool.map(gather, [c for c in _COLUMNS if c != "time"]))
         self._chunks = {c: [] for c in _COLUMNS}
         arm_codes = arm[columns["user_id"]]
         return pa.table(
