@@ -198,7 +198,7 @@ def _impression_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
 
 
 def _return_sums(f: Facts, keys: list[str]) -> pd.DataFrame | None:
-    """Returns in the window (by the day they came back): count, refunds, margin lost."""
+    """Returns in the window (by the day they came back): their count and the refunds."""
     if "channel" in keys or f.returns is None:
         return None
     r = _with_day(f.returns)
