@@ -7,6 +7,7 @@ agent's session plays out the same in every world where it happens, whatever els
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from sim import rng
 from sim.hooks import TOPUP_TAG, Basket, Carts, Visits
@@ -94,22 +95,16 @@ class Funnel:
         n_views = np.minimum(MAX_VIEWS, np.floor((pages - 1) * cfg.views_per_page + u_n))
         n_views = np.where(bounced, 0, np.maximum(n_views, 1)).astype(np.int32)
         slots = np.arange(MAX_VIEWS)
-        valid = slots[None, :] < n_views[:, None]
-        aff = pop.affinity[v.agent]  # [m, C]
-        cum = np.cumsum(aff, axis=1)
         u_cat = self.draw(v, _S_CAT + slots)
-        cat = np.minimum((cum[:, None, :] < u_cat[:, :, None]).sum(axis=2), aff.shape[1] - 1)
         u_prod = self.draw(v, _S_PROD + slots)
-        pick = np.floor(u_prod * self.per_cat[cat]).astype(np.int64)
-        views = np.where(valid, self.prod_by_cat[cat, pick], -1)
-        price = w.catalog.price[np.maximum(views, 0)]
-        sens = pop.price_sensitivity[v.agent][:, None]
-        price_factor = (price / cfg.price_reference) ** (-sens)
-        taste = np.sqrt(np.take_along_axis(aff, cat, axis=1) * aff.shape[1])
         customer = np.where(pop.n_orders[v.agent] > 0, cfg.customer_cart_lift, 1.0)
-        base = cfg.p_cart * pop.cart_propensity[v.agent] * customer
-        v.views = views
-        v.p_cart = np.where(valid, base[:, None] * price_factor * taste, 0.0)
+        # float32 as the traits are: the same numbers as the numpy expression of the funnel's
+        # rule (cart propensity x p_cart in float32, then the customer lift in float64)
+        base = (np.float32(cfg.p_cart) * pop.cart_propensity[v.agent]) * customer
+        v.views, v.p_cart = _view_slots(
+            pop.affinity, v.agent, n_views.astype(np.int64), u_cat, u_prod, self.per_cat,
+            self.prod_by_cat, w.catalog.price / cfg.price_reference, pop.price_sensitivity, base,
+        )  # fmt: skip
 
     def _cart(self, v: Visits) -> Basket:
         cfg = self.w.scenario.funnel
@@ -238,6 +233,39 @@ class Funnel:
     def session_ids(self, v: Visits) -> np.ndarray:
         """Stable session ids: agent id and the agent's session number."""
         return v.agent.astype(np.int64) * _SESSION_SHIFT + v.session_no
+
+
+@njit(cache=True)
+def _view_slots(affinity, agent, n_views, u_cat, u_prod, per_cat, prod_by_cat, rel_price, sens,
+                base):  # fmt: skip
+    """Each visit's viewed products and their cart chances (one compiled pass).
+
+    Slot j of a visit with at least j + 1 views shows a product of category c (drawn by the
+    agent's tastes: the first c whose cumulative affinity reaches ``u_cat``) picked uniformly
+    by ``u_prod``; its cart chance is ``base x (price / reference) ** -sensitivity x
+    sqrt(affinity_c x categories)``. Empty slots: product -1, chance 0.
+    """
+    m, k = u_cat.shape
+    n_cat = affinity.shape[1]
+    views = np.full((m, k), -1, np.int64)
+    p_cart = np.zeros((m, k))
+    width = np.float32(n_cat)
+    for i in range(m):
+        a = agent[i]
+        for j in range(min(n_views[i], k)):
+            acc = np.float32(0.0)
+            c = 0
+            for cc in range(n_cat):  # cumulative affinity in float32, as numpy's cumsum
+                acc += affinity[a, cc]
+                if acc < u_cat[i, j]:
+                    c = cc + 1
+            c = min(c, n_cat - 1)
+            product = prod_by_cat[c, int(np.floor(u_prod[i, j] * per_cat[c]))]
+            views[i, j] = product
+            taste = np.sqrt(np.float32(affinity[a, c] * width))
+            factor = rel_price[product] ** (-np.float64(sens[a]))
+            p_cart[i, j] = base[i] * factor * np.float64(taste)
+    return views, p_cart
 
 
 def carts_of(v: Visits, value: np.ndarray, items: np.ndarray, rows: np.ndarray, order_id) -> Carts:
