@@ -35,6 +35,8 @@ at a million agents). ``tests/sim/test_history.py`` checks the result is station
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numba import njit
 
@@ -257,7 +259,7 @@ def _cart_line(key, i, j, aff, cat_start, cat_size, cat_products, base, sens, pr
             return prod, j
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _history(
     key,
     aware0,
@@ -293,6 +295,8 @@ def _history(
     sat_base,
     return_rate,
     sat,
+    lo,
+    hi,
 ):
     """Every agent's past, one agent at a time; returns its state at t0 and its orders.
 
@@ -303,7 +307,7 @@ def _history(
     threshold, fee_on, fee_abandon, topup_rate, price_ref = shipping
     promise, early_w, late_w, delivery, sat_sd, drop, sat_ref, k_visit, k_lapse = sat
     cheapest = max(price.min(), 1.0) / (1.5 * price_ref)
-    n = aware0.shape[0]
+    n = hi - lo  # agents lo .. hi - 1
     s_step = _S_GRID[1] - _S_GRID[0]
     aware = np.zeros(n, np.bool_)
     lapsed_out = np.zeros(n, np.bool_)
@@ -316,7 +320,7 @@ def _history(
     o_product = np.empty(cap, np.int64)
     o_qty = np.empty(cap, np.int32)
     m = 0
-    for i in range(n):
+    for i in range(lo, hi):
         j = 0
         if aware0[i]:
             t = start
@@ -326,7 +330,7 @@ def _history(
         j += 1
         if t >= t0:
             continue
-        aware[i] = True
+        aware[i - lo] = True
         s_pos = min(max(sens[i], _S_GRID[0]), _S_GRID[-1]) / s_step
         p_new, second_new = _p_buy(aff[i], s_pos, base[i], 1.0, clipped, closing, p_views,
                                    p_checkout, p_purchase)  # fmt: skip
@@ -435,11 +439,11 @@ def _history(
                 lapsed = False
             elif lapses:
                 lapsed = True
-        lapsed_out[i] = lapsed
-        last_out[i] = last
-        sat_out[i] = s_last
+        lapsed_out[i - lo] = lapsed
+        last_out[i - lo] = last
+        sat_out[i - lo] = s_last
         # to the first own visit after t0: a counter of its own (the last draw decided t >= t0)
-        gap_out[i] = -np.log(1.0 - _uniform(key, i, 1 << 40))
+        gap_out[i - lo] = -np.log(1.0 - _uniform(key, i, 1 << 40))
     out = (o_agent[:m], o_time[:m], o_product[:m], o_qty[:m], o_add[:m])
     return aware, lapsed_out, last_out, gap_out, sat_out, out, m
 
@@ -479,22 +483,34 @@ def draw_history(world) -> None:
                   float(am.delivery_days), float(am.satisfaction_sd),
                   float(sc.returns.satisfaction_drop), float(ret.satisfaction_reference),
                   float(ret.satisfaction_visits), float(ret.satisfaction_lapse))  # fmt: skip
-    cap = max(1024, 2 * n)
-    while True:
-        aware, lapsed, last, gap, sat, orders, m = _history(
-            world.keyed("history"), pop.aware, aware_h, pop.visit_rate * keep, click_h,
-            shop.stay, shop.click_stay, shop.aff, shop.s, shop.base,
-            np.clip(ret.lapse_per_visit * pop.churn.astype(float), 0, 1),
-            float(f.customer_cart_lift), shop.clipped, shop.closing, shop.p_views,
-            float(f.p_checkout), float(f.p_purchase), t0 - days, t0,
-            float(ret.post_purchase_boost), float(ret.boost_days), float(ret.lapsed_rate),
-            np.log(world.catalog.price / f.price_reference), starts, sizes, order,
-            float(f.second_item), cap, cat.price, shop.add_on, shipping, sat_base,
-            np.asarray(sc.returns.rate_by_category, dtype=float)[cat.category], sat_params,
-        )  # fmt: skip
-        if m >= 0:
-            break
-        cap *= 2
+    args = (
+        world.keyed("history"), pop.aware, aware_h, pop.visit_rate * keep, click_h,
+        shop.stay, shop.click_stay, shop.aff, shop.s, shop.base,
+        np.clip(ret.lapse_per_visit * pop.churn.astype(float), 0, 1),
+        float(f.customer_cart_lift), shop.clipped, shop.closing, shop.p_views,
+        float(f.p_checkout), float(f.p_purchase), t0 - days, t0,
+        float(ret.post_purchase_boost), float(ret.boost_days), float(ret.lapsed_rate),
+        np.log(world.catalog.price / f.price_reference), starts, sizes, order,
+        float(f.second_item),
+    )  # fmt: skip
+    return_rate = np.asarray(sc.returns.rate_by_category, dtype=float)[cat.category]
+    tail = (cat.price, shop.add_on, shipping, sat_base, return_rate, sat_params)
+
+    def part(lo: int, hi: int):
+        cap = max(1024, 2 * (hi - lo))
+        while True:
+            out = _history(*args, cap, *tail, lo, hi)
+            if out[-1] >= 0:
+                return out
+            cap *= 2
+
+    # Two halves of the agents in two threads (the kernel releases the GIL); each agent's past
+    # depends only on its own keyed draws, so the halves joined in order are the serial result.
+    half = n // 2
+    with ThreadPoolExecutor(2) as pool:
+        parts = list(pool.map(part, (0, half), (half, n)))
+    aware, lapsed, last, gap, sat = (np.concatenate([p[k] for p in parts]) for k in range(5))
+    orders = tuple(np.concatenate([p[5][k] for p in parts]) for k in range(5))
     pop.aware = aware
     pop.email_ok, pop.sms_ok = aware & email_optin, aware & sms_optin
     pop.lapsed = lapsed
