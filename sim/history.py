@@ -2,8 +2,8 @@
 
 A store an experiment runs in has traded for years. Simulating those years with the full engine
 would cost about twelve times a quarter's run, so ``scenario.history.days`` of past are drawn
-before the warm-up from a reduced model of the engine's own mechanisms, per agent, one event at
-a time and vectorised over agents:
+before the warm-up from a reduced model of the engine's own mechanisms, per agent and one event
+at a time:
 
 - awareness comes at the agent's daily hazard of being made aware by the paid channels whose
   audience it is in (the same keyed audiences as the engine, their mean daily reach and
@@ -25,10 +25,10 @@ a time and vectorised over agents:
 - each order's satisfaction (product quality and price, delivery against the promise, a return)
   sets the customer's lapse chance and visit hazard until the next, as after a delivery.
 
-What the reduced model leaves out (multi-line baskets, strategies, review dynamics) the
-full 90-day warm-up then works out from this state. The draws come from one generator keyed on
-the seed and the agent id (keyed like :mod:`sim.rng`), before any agent acts, so every world of
-a seed (arms, with and without a strategy) shares the same past. The per-agent event loop is a
+What the reduced model leaves out (strategies, review dynamics, a session's other views) the
+full 90-day warm-up then works out from this state. Every draw is keyed on (seed, agent,
+counter) like :mod:`sim.rng`'s, before any agent acts, so every world of a seed (arms, with and
+without a strategy) shares the same past. The per-agent event loop is a
 numba kernel: it branches per agent, which numpy cannot vectorise (a numpy version took ~5 s
 at a million agents). ``tests/sim/test_history.py`` checks the result is stationary.
 """
@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit
 
 from sim import rng
+from sim.rng import uniform_one
 
 _S_GRID = np.linspace(0.0, 6.0, 61)  # price-sensitivity grid of the taste x price tables
 _VIEW_DRAWS = 20_000  # Monte Carlo draws of the views-per-session distribution
@@ -108,8 +109,6 @@ class _Shop:
 
         sc, pop, cat = world.scenario, world.pop, world.catalog
         f = sc.funnel
-        self.world = world
-        self.n_cat = sc.catalog.n_categories
         factor = (cat.price[None, :] / f.price_reference) ** (-_S_GRID[:, None])  # [grid, P]
         k = np.exp(_K_GRID)
         # mean over a category's products of min(1, k x factor): the engine clips each view
@@ -137,7 +136,6 @@ class _Shop:
         self.click_stay = 1 - np.clip(bounce[paid].mean() + f.mobile_bounce * pop.device, 0, 1)
         self.base = f.p_cart * pop.cart_propensity.astype(float)
         self.f = f
-        self.close_max = close.max(axis=1)  # per s grid point: bounds the basket acceptance
 
 
 def _ad_rates(world) -> tuple[np.ndarray, np.ndarray]:
@@ -146,8 +144,7 @@ def _ad_rates(world) -> tuple[np.ndarray, np.ndarray]:
     n = pop.size
     aware_h, click_h = np.full(n, sc.traffic.discovery_rate), np.zeros(n)
     for name, cfg in sc.channels.items():
-        key = world.keyed(f"audience_{name}")
-        audience = rng.uniform(key, np.arange(n)) < cfg.audience
+        audience = world.audience(name)
         size = int(audience.sum())
         impressions = cfg.budget_per_1000 * n / cfg.cpm * float(np.mean(sc.traffic.weekday))
         if size == 0 or impressions <= 0:
@@ -170,30 +167,6 @@ def _message_rates(world, email_ok: np.ndarray, sms_ok: np.ndarray) -> np.ndarra
         p_click = np.clip(cfg.click_rate / cfg.open_rate * eng[ok], 0, 1)
         out[ok] += p_open * p_click / cfg.every_days
     return out
-
-
-_GOLDEN = 0x9E3779B97F4A7C15
-_M1 = 0xBF58476D1CE4E5B9
-_M2 = 0x94D049BB133111EB
-_K_MULT = 0xD6E8FEB86659FD93
-
-
-@njit(cache=True)
-def _mix(x):
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(_M1)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(_M2)
-    x ^= x >> np.uint64(31)
-    return x
-
-
-@njit(cache=True)
-def _uniform(key, agent, k):
-    """:func:`sim.rng.uniform` for one (agent, k): the same number."""
-    x = np.uint64(agent) * np.uint64(_GOLDEN) + np.uint64(k) * np.uint64(_K_MULT)
-    x = _mix(x ^ key) + np.uint64(_GOLDEN)
-    return float(_mix(x) >> np.uint64(11)) * (1.0 / 2.0**53)
 
 
 @njit(cache=True)
@@ -246,16 +219,16 @@ def _cart_line(key, i, j, aff, cat_start, cat_size, cat_products, base, sens, pr
     """Views until one goes to the cart, as the funnel's views do; (product, next counter)."""
     n_cat = aff.shape[0]
     while True:
-        u = _uniform(key, i, j)
+        u = uniform_one(key, i, j)
         c = 0
         acc = aff[0]
         while acc < u and c < n_cat - 1:
             c += 1
             acc += aff[c]
-        prod = cat_products[cat_start[c] + int(_uniform(key, i, j + 1) * cat_size[c])]
+        prod = cat_products[cat_start[c] + int(uniform_one(key, i, j + 1) * cat_size[c])]
         chance = base * np.sqrt(aff[c] * n_cat) * np.exp(-sens * price_log[prod])
         j += 3
-        if _uniform(key, i, j - 1) < chance:
+        if uniform_one(key, i, j - 1) < chance:
             return prod, j
 
 
@@ -326,7 +299,7 @@ def _history(
             t = start
         else:
             rate = max(aware_h[i], 1e-12)
-            t = start - np.log(1.0 - _uniform(key, i, j)) / rate
+            t = start - np.log(1.0 - uniform_one(key, i, j)) / rate
         j += 1
         if t >= t0:
             continue
@@ -353,13 +326,13 @@ def _history(
             boost = boost_b * np.exp(-(t - last) / boost_days) if last > -np.inf else 0.0
             if boost > 0.01:  # visit by visit: the engine sets the hazard at each visit
                 rate = b + a * (1.0 + boost)
-                t += -np.log(1.0 - _uniform(key, i, j)) / rate
+                t += -np.log(1.0 - uniform_one(key, i, j)) / rate
                 if t >= t0:
                     break
-                own_visit = _uniform(key, i, j + 1) * rate < a * (1.0 + boost)
+                own_visit = uniform_one(key, i, j + 1) * rate < a * (1.0 + boost)
                 p = pb * (stay[i] if own_visit else click_stay[i])
-                buys = _uniform(key, i, j + 2) < p
-                lapses = (not buys) and (not lapsed) and _uniform(key, i, j + 3) < q
+                buys = uniform_one(key, i, j + 2) < p
+                lapses = (not buys) and (not lapsed) and uniform_one(key, i, j + 3) < q
                 j += 4
             else:  # event by event: visits to the next order or lapse are geometric
                 rate = a + b
@@ -370,10 +343,10 @@ def _history(
                 if stop <= 0.0:
                     break
                 # a geometric number of exponential gaps is one exponential gap at rate x stop
-                t += -np.log(1.0 - _uniform(key, i, j)) / (rate * stop)
+                t += -np.log(1.0 - uniform_one(key, i, j)) / (rate * stop)
                 if t >= t0:
                     break
-                buys = lapsed or _uniform(key, i, j + 1) * stop < p
+                buys = lapsed or uniform_one(key, i, j + 1) * stop < p
                 lapses = not buys
                 j += 2
             if buys:
@@ -394,22 +367,22 @@ def _history(
                 while True:
                     prod, j = _cart_line(key, i, j, aff[i], cat_start, cat_size, cat_products,
                                          base[i] * k_lift, sens[i], price_log)  # fmt: skip
-                    qty = 2 if _uniform(key, i, j) < second_item else 1
+                    qty = 2 if uniform_one(key, i, j) < second_item else 1
                     value = price[prod] * qty
                     prod2 = -1
-                    if _uniform(key, i, j + 1) < second:  # a second line, as some carts have
+                    if uniform_one(key, i, j + 1) < second:  # a second line, as some carts have
                         prod2, j = _cart_line(key, i, j + 2, aff[i], cat_start, cat_size,
                                               cat_products, base[i] * k_lift, sens[i],
                                               price_log)  # fmt: skip
                         value += price[prod2]
                     extra = add_on[prod, qty - 1] if prod2 < 0 else -1
-                    if extra >= 0 and _uniform(key, i, j + 2) >= topup_rate:
+                    if extra >= 0 and uniform_one(key, i, j + 2) >= topup_rate:
                         extra = -1
                     value += price[extra] if extra >= 0 else 0.0
                     factor = (max(value, 1.0) / (1.5 * price_ref)) ** (-0.15 * sens[i])
                     if fee_on and value < threshold:
                         factor *= 1.0 - min(fee_abandon * sens[i], 1.0)
-                    kept = _uniform(key, i, j + 3) * bound < factor
+                    kept = uniform_one(key, i, j + 3) * bound < factor
                     j += 4
                     if kept:
                         break
@@ -417,12 +390,12 @@ def _history(
                     extra = prod2
                 # its satisfaction on delivery (sim.world.World.satisfaction): quality and
                 # price, days against the promise, a return; the customer's latest from now on
-                e1 = -np.log(1.0 - _uniform(key, i, j))
-                e2 = -np.log(1.0 - _uniform(key, i, j + 1))
+                e1 = -np.log(1.0 - uniform_one(key, i, j))
+                e2 = -np.log(1.0 - uniform_one(key, i, j + 1))
                 days = 1.0 + delivery * 0.5 * (e1 + e2)
-                returned = 1.0 if _uniform(key, i, j + 2) < return_rate[prod] else 0.0
-                z = np.sqrt(-2.0 * np.log(1.0 - _uniform(key, i, j + 3)))
-                z *= np.cos(2.0 * np.pi * _uniform(key, i, j + 4))
+                returned = 1.0 if uniform_one(key, i, j + 2) < return_rate[prod] else 0.0
+                z = np.sqrt(-2.0 * np.log(1.0 - uniform_one(key, i, j + 3)))
+                z *= np.cos(2.0 * np.pi * uniform_one(key, i, j + 4))
                 j += 5
                 s_last = sat_base[prod] + early_w * max(promise - days, 0.0)
                 s_last += -late_w * max(days - promise, 0.0) - drop * returned + sat_sd * z
@@ -443,7 +416,7 @@ def _history(
         last_out[i - lo] = last
         sat_out[i - lo] = s_last
         # to the first own visit after t0: a counter of its own (the last draw decided t >= t0)
-        gap_out[i - lo] = -np.log(1.0 - _uniform(key, i, 1 << 40))
+        gap_out[i - lo] = -np.log(1.0 - uniform_one(key, i, 1 << 40))
     out = (o_agent[:m], o_time[:m], o_product[:m], o_qty[:m], o_add[:m])
     return aware, lapsed_out, last_out, gap_out, sat_out, out, m
 

@@ -62,7 +62,7 @@ def uniform(key: np.uint64, ids: np.ndarray, k: np.ndarray | int = 0) -> np.ndar
     Returns:
         float64 array of the same shape as ``ids``.
 
-    The hash runs in one compiled pass (numba, :func:`_uniform_flat`); :func:`uniform_numpy`
+    The hash runs in one compiled pass (numba, :func:`uniform_one`); :func:`uniform_numpy`
     is the same function in numpy, and a test pins the two bit for bit.
     """
     ids = np.asarray(ids)
@@ -90,25 +90,28 @@ def uniform_numpy(key: np.uint64, ids: np.ndarray, k: np.ndarray | int = 0) -> n
 
 
 @njit(cache=True)
-def _hash(key, i, k):
-    x = i * np.uint64(0x9E3779B97F4A7C15) + k * np.uint64(0xD6E8FEB86659FD93)
-    x ^= key
-    for _ in range(2):
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-        if _ == 0:
-            x += np.uint64(0x9E3779B97F4A7C15)
-    return float(x >> np.uint64(11)) * (1.0 / 2.0**53)
+def _mix64(x):
+    """The splitmix64 finaliser of :func:`_mix`, on one uint64 (compiled)."""
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True)
+def uniform_one(key, i, k):
+    """:func:`uniform` of one agent ``i`` and counter ``k``, for compiled kernels (same bits)."""
+    x = np.uint64(i) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(k) * np.uint64(0xD6E8FEB86659FD93)
+    x = _mix64(x ^ key) + np.uint64(0x9E3779B97F4A7C15)
+    return float(_mix64(x) >> np.uint64(11)) * (1.0 / 2.0**53)
 
 
 @njit(cache=True)
 def _uniform_flat(key, ids, k):
     out = np.empty(ids.shape[0])
     for j in range(ids.shape[0]):
-        out[j] = _hash(key, ids[j], k[j])
+        out[j] = uniform_one(key, ids[j], k[j])
     return out
 
 
@@ -116,7 +119,7 @@ def _uniform_flat(key, ids, k):
 def _uniform_scalar_k(key, ids, k):
     out = np.empty(ids.shape[0])
     for j in range(ids.shape[0]):
-        out[j] = _hash(key, ids[j], k)
+        out[j] = uniform_one(key, ids[j], k)
     return out
 
 

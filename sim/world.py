@@ -620,6 +620,11 @@ class World:
 
         return step
 
+    def audience(self, name: str) -> np.ndarray:
+        """Per-agent mask of a paid channel's fixed audience (keyed: the same in every world)."""
+        key = self.keyed(f"audience_{name}")
+        return rng.uniform(key, np.arange(self.pop.size)) < self.scenario.channels[name].audience
+
     def expected_reach(self) -> np.ndarray:
         """Each agent's chance of having seen at least one ad in the window (for ``reach``)."""
         unseen = np.ones(self.pop.size)
@@ -758,9 +763,7 @@ class World:
         env.process(self._daily(self._day_start))
         for name in PAID_CHANNELS:
             if name in self.scenario.channels:
-                cfg = self.scenario.channels[name]
-                key = self.keyed(f"audience_{name}")
-                audience = np.flatnonzero(rng.uniform(key, np.arange(self.pop.size)) < cfg.audience)
+                audience = np.flatnonzero(self.audience(name))
                 env.process(self._daily(self._paid(name, audience)))
         env.process(self._daily(self._own_visits))
         env.process(self._daily(self._campaign("email")))

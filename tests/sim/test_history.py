@@ -9,7 +9,7 @@ import pytest
 from sim_helpers import run_world, scenario
 
 from sim import rng
-from sim.history import _uniform
+from sim.rng import uniform_one
 from sim.world import World
 
 N = 200_000
@@ -29,7 +29,7 @@ def test_the_kernels_draws_are_sim_rngs_keyed_draws():
     key = rng.stream_key(5, "history")
     ids = np.array([0, 1, 7, 123_456, 2**31])
     for k in (0, 3, 1 << 40):
-        assert [_uniform(key, int(i), k) for i in ids] == pytest.approx(
+        assert [uniform_one(key, int(i), k) for i in ids] == pytest.approx(
             rng.uniform(key, ids, k), rel=0, abs=0
         )
 
