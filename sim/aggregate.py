@@ -17,6 +17,7 @@ from sim import kpis
 from sim.config import PAID_CHANNELS
 
 ATTRIBUTION_DAYS = 7.0
+CUBE_KEYS = ("day", "arm", "segment", "channel")  # every scope's keys are among these
 REPEAT_WINDOW = 90.0
 RETENTION_PROGRAMMES = ("gamification_", "win_back_")  # ledger kinds not in CAC (prefixes)
 OPERATIONS = ("shipping", "returns", "express")  # ledger kinds that are not marketing
@@ -49,6 +50,32 @@ class Facts:
             ad_click=s["channel"].isin(PAID_CHANNELS).to_numpy(),
             attributed=attributed(s),
         )
+
+    @cached_property
+    def session_weights(self) -> dict[str, np.ndarray]:
+        """The summed session columns as float arrays (converted once, for every scope)."""
+        s = self.session_frame
+        return {col: s[col].to_numpy(dtype=float) for col in SESSION_SUMS.values() if col}
+
+    @cached_property
+    def session_cube(self):
+        """The session sums per occupied cell of the day x arm x segment x channel grid.
+
+        ``(cell of each session, grid size, occupied cells, {sum: per occupied cell})``, or
+        None when the grid is not dense (see :func:`_dense_codes`). Every scope's session sums
+        add up cells (thousands) instead of sessions (millions).
+        """
+        dense = _dense_codes(self.session_frame, list(CUBE_KEYS))
+        if dense is None:
+            return None
+        cell, cells = dense
+        counts = np.bincount(cell, minlength=cells)
+        occupied = np.flatnonzero(counts)
+        weights = self.session_weights
+        sums = {name: counts[occupied].astype(float) if col is None
+                else np.bincount(cell, weights=weights[col], minlength=cells)[occupied]
+                for name, col in SESSION_SUMS.items()}  # fmt: skip
+        return cell, cells, occupied, sums
 
     @cached_property
     def cohort_frame(self) -> pd.DataFrame:
@@ -113,11 +140,57 @@ SESSION_SUMS = {  # output column: session-table column summed
 
 
 def _codes(frame: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, pd.Index]:
-    """Group number of each row and the groups' index (sorted), for numpy bincount sums."""
+    """Group number of each row and the groups' index (sorted), for numpy bincount sums.
+
+    The same as pandas' ``groupby(keys, observed=True, sort=True)`` (``ngroup`` and the
+    groups' index; a test pins it), computed without a sort when every key is categorical or
+    integer with a small range: each row's place in the keys' mixed-radix grid, then the grid's
+    occupied cells numbered in order.
+    """
     if not keys:
         return np.zeros(len(frame), dtype=np.int64), pd.RangeIndex(1)
-    g = frame.groupby(keys, observed=True, sort=True)
-    return g.ngroup().to_numpy(), g.size().index
+    dense = _dense_codes(frame, keys)
+    if dense is None:
+        g = frame.groupby(keys, observed=True, sort=True)
+        return g.ngroup().to_numpy(), g.size().index
+    cell, cells = dense
+    counts = np.bincount(cell, minlength=cells)
+    occupied = np.flatnonzero(counts)
+    number = np.zeros(cells, dtype=np.int64)
+    number[occupied] = np.arange(len(occupied))
+    first = np.empty(cells, dtype=np.int64)
+    first[cell[::-1]] = np.arange(len(cell))[::-1]  # each cell's first row (the last write wins)
+    rows = frame[keys].iloc[first[occupied]]
+    index = pd.Index(rows[keys[0]]) if len(keys) == 1 else pd.MultiIndex.from_frame(rows)
+    return number[cell], index
+
+
+_DENSE_CELLS = 1 << 22  # a grid of up to ~4M cells is numbered densely; larger: pandas
+
+
+def _dense_codes(frame: pd.DataFrame, keys: list[str]):
+    """Each row's cell in the keys' grid and the grid's size, or None.
+
+    None: a key is neither categorical nor an integer column, or the grid is too large.
+    """
+    cell, cells = np.zeros(len(frame), dtype=np.int64), 1
+    for key in keys:
+        col = frame[key]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            code, size = col.cat.codes.to_numpy().astype(np.int64), len(col.cat.categories)
+            if len(code) and code.min() < 0:
+                return None  # missing values: pandas drops them
+        elif np.issubdtype(col.dtype, np.integer):
+            values = col.to_numpy().astype(np.int64)
+            low = int(values.min()) if len(values) else 0
+            code, size = values - low, (int(values.max()) - low + 1 if len(values) else 1)
+        else:
+            return None
+        cells *= size
+        if cells > _DENSE_CELLS:
+            return None
+        cell = cell * size + code
+    return cell, cells
 
 
 def _distinct(codes: np.ndarray, user: np.ndarray, groups: int) -> np.ndarray:
@@ -135,11 +208,21 @@ def _session_sums(f: Facts, keys: list[str]) -> pd.DataFrame:
     s = f.session_frame
     codes, index = _codes(s, keys)
     m = len(index)
-    out = {
-        name: np.bincount(codes, minlength=m).astype(float) if col is None
-        else np.bincount(codes, weights=s[col].to_numpy(dtype=float), minlength=m)
-        for name, col in SESSION_SUMS.items()
-    }  # fmt: skip
+    cube = f.session_cube
+    if cube is None:
+        weights = f.session_weights
+        out = {
+            name: np.bincount(codes, minlength=m).astype(float) if col is None
+            else np.bincount(codes, weights=weights[col], minlength=m)
+            for name, col in SESSION_SUMS.items()
+        }  # fmt: skip
+    else:  # the scope's sums from the cube's cells: each cell lies in one group
+        cell, cells, occupied, cell_sums = cube
+        group = np.zeros(cells, dtype=np.int64)
+        group[cell] = codes
+        group = group[occupied]
+        out = {name: np.bincount(group, weights=cell_sums[name], minlength=m)
+               for name in SESSION_SUMS}  # fmt: skip
     user = s["user_id"].to_numpy()
     bought = s["purchased"].to_numpy()
     out["visitors"] = _distinct(codes, user, m)
@@ -271,7 +354,16 @@ def _predicted_clv(f: Facts, n: int) -> np.ndarray:
 def _user_sums(f: Facts, keys: list[str], reach_only: bool = False):
     """Cohort sums per group (or only the expected ad reach)."""
     cols = ("reached",) if reach_only else COHORT_SUMS
-    out = _group(f.cohort_frame, keys, {c: (c, "sum") for c in cols})
+    frame = f.cohort_frame
+    if keys and _dense_codes(frame, keys) is not None:  # bincounts: as pandas' sums, faster
+        codes, index = _codes(frame, keys)
+        out = pd.DataFrame(index=index)
+        for c in cols:
+            values = frame[c].to_numpy()
+            total = np.bincount(codes, weights=values.astype(float), minlength=len(index))
+            out[c] = total if values.dtype.kind == "f" else total.round().astype(np.int64)
+    else:
+        out = _group(frame, keys, {c: (c, "sum") for c in cols})
     return out["reached"] if reach_only else out
 
 

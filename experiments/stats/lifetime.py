@@ -144,8 +144,11 @@ class BgNbd:
         z = ts / (alpha + uT + ts)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             ln_hyp = np.log(hyp2f1(ca, cb, cc, z))
-            alt = np.log(hyp2f1(cc - ca, cc - cb, cc, z)) + (cc - ca - cb) * np.log1p(-z)
-        ln_hyp = np.where(np.isinf(ln_hyp), alt, ln_hyp)
+            bad = np.isinf(ln_hyp)
+            if bad.any():  # Euler's transformation where the series overflows
+                ca_, cb_, cc_ = (np.broadcast_to(v, z.shape)[bad] for v in (ca, cb, cc))
+                ln_hyp[bad] = np.log(hyp2f1(cc_ - ca_, cc_ - cb_, cc_, z[bad])) + (
+                    cc_ - ca_ - cb_) * np.log1p(-z[bad])  # fmt: skip
         grow = (a + b + ux - 1) / (a - 1) * (1 - np.exp(ln_hyp + ca * np.log((alpha + uT) / (
             alpha + uT + ts))))  # fmt: skip
         odds = (x > 0) * a / (b + np.maximum(x, 1) - 1) * ((alpha + T) / (alpha + tx)) ** (r + x)
