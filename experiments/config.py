@@ -21,7 +21,7 @@ from experiments.analyze import register_schemas as register_analysis
 from sim.config import OutputConfig, Scenario, validate
 from sim.errors import ConfigError, check_choice, check_number
 
-EXPERIMENTS = ("baseline", "whatif", "ab_test", "power_sim", "clv")
+EXPERIMENTS = ("baseline", "whatif", "ab_test", "power_sim", "clv", "prices")
 BACKENDS = ("serial", "processes", "ray")
 
 
@@ -32,6 +32,7 @@ class ExperimentConfig:
     name: str = MISSING
     truth: bool = True  # ab_test: also run everyone / no one treated for the true effect
     sizes: list[int] = field(default_factory=list)  # power_sim: population sizes
+    price_changes: list[float] = field(default_factory=list)  # prices: relative, 0.1 = +10%
     alpha: float = 0.05
     correction: str = "holm"
     population: str = "exposed"  # exposed users (DESIGN.md) or all (intention to treat)
@@ -118,9 +119,8 @@ def validate_run(cfg: DictConfig) -> None:
     check_number(cfg.split, "split", gt=0, lt=1)
     scenario = scenario_of(cfg)
     name = cfg.experiment.name  # no strategy is allowed: a what-if of nothing, an A/A test
-    arms = {"whatif": ("all",), "baseline": ("control",), "clv": ("control",)}.get(
-        name, worlds.AB_ARMS
-    )
+    arms = {"whatif": ("all",), "baseline": ("control",), "clv": ("control",),
+            "prices": ("all",)}.get(name, worlds.AB_ARMS)  # fmt: skip
     worlds.check_strategies(cfg.strategy, arms)
     check_number(cfg.experiment.look_every, "experiment.look_every", ge=1, integer=True)
     for key in ("planned_mde", "msprt_tau"):
@@ -129,6 +129,14 @@ def validate_run(cfg: DictConfig) -> None:
     if name in ("ab_test", "power_sim"):
         analysis = abtest.analysis_of(cfg, cfg.split)
         abtest.target_of(cfg, analysis, scenario)
+    if name == "prices":
+        if not cfg.experiment.price_changes:
+            raise ConfigError("experiment.price_changes", "a non-empty list of price changes")
+        for i, change in enumerate(cfg.experiment.price_changes):
+            key = f"experiment.price_changes[{i}]"
+            check_number(change, key, gt=-1)
+            if change == 0:
+                raise ConfigError(key, "a price change other than 0 (today's prices always run)")
     if name == "power_sim":
         if not cfg.experiment.sizes:
             raise ConfigError("experiment.sizes", "a non-empty list of population sizes")

@@ -17,7 +17,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from experiments import abtest, clv, looks, outputs, power_sim, report, whatif, worlds
+from experiments import abtest, clv, looks, outputs, power_sim, prices, report, whatif, worlds
 from experiments import config as config_mod
 from experiments.cli import hydra_app
 from experiments.decision import senses
@@ -139,7 +139,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         outcome = compute(cfg)
         write(cfg, outcome, out_dir, started)
         return outcome.summary
-    runner = {"whatif": _whatif, "ab_test": _ab_test, "power_sim": _power_sim, "clv": _clv}[name]
+    runner = {"whatif": _whatif, "ab_test": _ab_test, "power_sim": _power_sim, "clv": _clv,
+              "prices": _prices}[name]  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = runner(cfg, config_mod.scenario_of(cfg), out_dir)
     _run_json(cfg, out_dir, started)
@@ -248,6 +249,12 @@ def _clv(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     print(clv.table_text(pd.DataFrame(summary["clv"])))
     for note in summary["notes"]:
         print(f"note: {note}")
+    return summary
+
+
+def _prices(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    summary = prices.run(cfg, scenario, out_dir)
+    print(prices.table_text(pd.DataFrame(summary["prices"])))
     return summary
 
 

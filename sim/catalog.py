@@ -51,7 +51,11 @@ def build_catalog(cfg: CatalogConfig, seed: int, groups: int) -> Catalog:
     category = np.arange(n) % c
     price = np.round(cfg.price_median * np.exp(cfg.price_sigma * g.standard_normal(n)), 2)
     price = price * cfg.price_scale
-    margin = np.clip(cfg.margin + 0.08 * g.standard_normal(n), 0.1, 0.8)
+    # The margin share at list prices; unit costs stay where they are when prices move, so a
+    # price scale s makes the margin share 1 - (1 - margin) / s (+10%: a 40% margin -> 45.5%,
+    # a quarter more margin per item; below the unit cost it is negative).
+    at_list = np.clip(cfg.margin + 0.08 * g.standard_normal(n), 0.1, 0.8)
+    margin = at_list if cfg.price_scale == 1 else 1.0 - (1.0 - at_list) / cfg.price_scale
     by_category = [np.flatnonzero(category == k) for k in range(c)]
     # Complements: cheaper items of the next category (mat -> blocks and strap).
     comp = np.empty((n, cfg.complements), dtype=np.int64)
