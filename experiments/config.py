@@ -21,7 +21,7 @@ from experiments.analyze import register_schemas as register_analysis
 from sim.config import OutputConfig, Scenario, validate
 from sim.errors import ConfigError, check_choice, check_number
 
-EXPERIMENTS = ("baseline", "whatif", "ab_test", "power_sim", "clv", "prices")
+EXPERIMENTS = ("baseline", "whatif", "ab_test", "power_sim", "clv", "prices", "incrementality")
 BACKENDS = ("serial", "processes", "ray")
 
 
@@ -120,7 +120,7 @@ def validate_run(cfg: DictConfig) -> None:
     scenario = scenario_of(cfg)
     name = cfg.experiment.name  # no strategy is allowed: a what-if of nothing, an A/A test
     arms = {"whatif": ("all",), "baseline": ("control",), "clv": ("control",),
-            "prices": ("all",)}.get(name, worlds.AB_ARMS)  # fmt: skip
+            "prices": ("all",), "incrementality": ("all",)}.get(name, worlds.AB_ARMS)  # fmt: skip
     worlds.check_strategies(cfg.strategy, arms)
     check_number(cfg.experiment.look_every, "experiment.look_every", ge=1, integer=True)
     for key in ("planned_mde", "msprt_tau"):

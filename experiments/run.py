@@ -17,7 +17,18 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from experiments import abtest, clv, looks, outputs, power_sim, prices, report, whatif, worlds
+from experiments import (
+    abtest,
+    clv,
+    incrementality,
+    looks,
+    outputs,
+    power_sim,
+    prices,
+    report,
+    whatif,
+    worlds,
+)
 from experiments import config as config_mod
 from experiments.cli import hydra_app
 from experiments.decision import senses
@@ -140,7 +151,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         write(cfg, outcome, out_dir, started)
         return outcome.summary
     runner = {"whatif": _whatif, "ab_test": _ab_test, "power_sim": _power_sim, "clv": _clv,
-              "prices": _prices}[name]  # fmt: skip
+              "prices": _prices, "incrementality": _incrementality}[name]  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = runner(cfg, config_mod.scenario_of(cfg), out_dir)
     _run_json(cfg, out_dir, started)
@@ -255,6 +266,12 @@ def _clv(cfg: DictConfig, scenario, out_dir: Path) -> dict:
 def _prices(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     summary = prices.run(cfg, scenario, out_dir)
     print(prices.table_text(pd.DataFrame(summary["prices"])))
+    return summary
+
+
+def _incrementality(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    summary = incrementality.run(cfg, scenario, out_dir)
+    print(incrementality.table_text(pd.DataFrame(summary["incrementality"])))
     return summary
 
 

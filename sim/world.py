@@ -94,9 +94,13 @@ class World:
         arm: np.ndarray | None = None,
         arm_names: Sequence[str] = ("control",),
         events: bool = True,
+        off: Sequence[str] = (),
     ) -> None:
         self.scenario = scenario
         self.seed = int(seed)
+        # Channels switched off from day 0 (an incrementality holdout of the whole market): paid
+        # channels buy nothing, "email" sends no campaign or welcome e-mail, "sms" no campaign.
+        self.off = frozenset(off)
         self.arm_names = list(arm_names)
         self.env = simpy.Environment(initial_time=-scenario.warmup_days)
         self.pop = build_population(scenario, self.seed)
@@ -592,6 +596,8 @@ class World:
         self.audience_share[name] = (audience, cfg)
 
         def step(day: int) -> None:
+            if day >= 0 and name in self.off:
+                return
             impressions = cfg.budget_per_1000 * n / cfg.cpm * self.weekday_factor(day)
             if impressions <= 0 or size == 0:
                 return
@@ -638,7 +644,7 @@ class World:
         kinds = {"email": (0, 1, 2), "sms": (3, None, 4)}[kind]
 
         def step(day: int) -> None:
-            if (day - cfg.first_day) % cfg.every_days:
+            if (day - cfg.first_day) % cfg.every_days or (day >= 0 and kind in self.off):
                 return
             pop = self.pop
             agent = np.flatnonzero(ok)
@@ -704,7 +710,7 @@ class World:
     def _welcome(self, day: int) -> None:
         """Daily step: the welcome emails due today, to those still on the list."""
         chunks = self.welcomes.pop(day, None)
-        if not chunks:
+        if not chunks or (day >= 0 and "email" in self.off):
             return
         agent, signup_day, step = (np.concatenate(c) for c in zip(*chunks, strict=True))
         keep = self.pop.email_ok[agent]

@@ -71,7 +71,11 @@ BAD = [  # override, the key the message must name, words of what is allowed
     ("scenario.days=???", "scenario.days", "given"),
     ("~scenario.days", "scenario.days", "required"),
     ("scenario=nope", "scenario", "one of default"),
-    ("experiment=nope", "experiment", "one of ab_test, baseline, clv, power_sim, prices, whatif"),
+    (
+        "experiment=nope",
+        "experiment",
+        "one of ab_test, baseline, clv, incrementality, power_sim, prices, whatif",
+    ),
     ("seed=-1", "seed", ">= 0"),
     ("scenario.start_date=2027-02-30", "scenario.start_date", "YYYY-MM-DD"),
     # experiments (issue 5)
