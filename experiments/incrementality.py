@@ -12,9 +12,10 @@ window's ad spend (paid channels) or sending cost (e-mail, SMS).
 
 Incrementality experiments (Blake, Nosko & Tadelis 2015 on eBay's search ads; Gordon et al.
 2019 on Facebook lift tests) find last-click attribution overstates what ads add, most of all
-for branded search, whose clicks replace visits people were about to make. The world models
-that substitution only once issue 11's intent mechanism is in; until then this experiment
-reports whatever direction the world gives, beside the truth.
+for branded search, whose clicks replace visits people were about to make. The world has that
+one substitution (``channels.paid_search.brand_capture``: aware agents searching for the store
+by name click its ad instead of its organic result); social and display clicks are still all
+new visits, so their incremental returns come out at or above the attributed ones.
 """
 
 from __future__ import annotations

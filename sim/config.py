@@ -74,6 +74,9 @@ class PaidChannelConfig:
     audience: float = MISSING  # share of the population the campaign targets
     awareness_per_impression: float = MISSING
     saturation_frequency: float = MISSING  # ad fatigue: effective impressions saturate near it
+    # Search only: the share of aware agents' organic-search visits whose searcher clicks the
+    # store's own search ad instead (a paid click replacing a visit that was coming anyway)
+    brand_capture: float = 0.0
 
 
 @dataclass
@@ -242,7 +245,8 @@ class Scenario:
 # Keys whose values are probabilities; everything else numeric must be >= 0 unless listed below.
 _PROBABILITIES = {
     "share", "mobile_share", "initially_aware", "email_optin", "sms_optin", "quiz_rate",
-    "margin", "ctr", "audience", "awareness_per_impression", "organic_share", "open_rate",
+    "margin", "ctr", "brand_capture", "audience", "awareness_per_impression", "organic_share",
+    "open_rate",
     "click_rate", "unsubscribe", "mobile_bounce", "p_cart", "p_checkout", "p_purchase",
     "second_item", "survey_rate", "review_rate", "lapse_per_visit", "bounce", "express_share",
     "fee_abandon", "topup_rate", "rate_by_category", "salvage_share", "signup_checkout",

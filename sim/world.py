@@ -576,6 +576,15 @@ class World:
             rng.uniform(key, agent, k * 4 + 2) < self.scenario.traffic.organic_share
         )
         channel = np.where(organic, CH["organic_search"], CH["direct"]).astype(np.int8)
+        search = self.scenario.channels.get("paid_search")
+        if (search is not None and search.brand_capture > 0 and search.budget_per_1000 > 0
+                and not (day >= 0 and "paid_search" in self.off)):  # fmt: skip
+            # Branded search: an aware agent searching for the store by name meets its ad above
+            # the organic result and clicks it with chance brand_capture (keyed per visit): the
+            # same visit, now a paid click (bought by the channel's budget, no extra spend)
+            captured = organic & pop.aware[agent] & self._search_audience[agent]
+            captured &= rng.uniform(key, agent, k * 4 + 3) < search.brand_capture
+            channel[captured] = CH["paid_search"]
         self.queue_visits(agent, time, channel)
 
     def _paid(self, name: str, audience: np.ndarray):
@@ -762,6 +771,8 @@ class World:
         """Simulate warm-up and horizon; return the tables. ``progress(day)`` is called daily."""
         self._progress = progress
         env = self.env
+        if "paid_search" in self.scenario.channels:
+            self._search_audience = self.audience("paid_search")
         if np.isfinite(self.pop.satisfaction).any():  # a drawn past may have set some
             ret, everyone = self.scenario.retention, np.arange(self.pop.size)
             self.sat_visits[:] = self.satisfaction_factor(everyone, ret.satisfaction_visits)
