@@ -33,6 +33,8 @@ class ExperimentConfig:
     truth: bool = True  # ab_test: also run everyone / no one treated for the true effect
     sizes: list[int] = field(default_factory=list)  # power_sim: population sizes
     price_changes: list[float] = field(default_factory=list)  # prices: relative, 0.1 = +10%
+    budget_sd: float = 0.0  # incrementality: SD of the paid budgets' daily log multiplier
+    budget_corr: float = 0.0  # incrementality: its day-to-day AR(1) correlation
     alpha: float = 0.05
     correction: str = "holm"
     population: str = "exposed"  # exposed users (DESIGN.md) or all (intention to treat)
@@ -129,6 +131,9 @@ def validate_run(cfg: DictConfig) -> None:
     if name in ("ab_test", "power_sim"):
         analysis = abtest.analysis_of(cfg, cfg.split)
         abtest.target_of(cfg, analysis, scenario)
+    if name == "incrementality":
+        check_number(cfg.experiment.budget_sd, "experiment.budget_sd", ge=0)
+        check_number(cfg.experiment.budget_corr, "experiment.budget_corr", ge=0, lt=1)
     if name == "prices":
         if not cfg.experiment.price_changes:
             raise ConfigError("experiment.price_changes", "a non-empty list of price changes")

@@ -33,6 +33,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from experiments import outputs, report, worlds  # noqa: E402
 from experiments.figures import save_figure  # noqa: E402
 from experiments.texts import strategies_label  # noqa: E402
+from sim import rng  # noqa: E402
 from sim.aggregate import ATTRIBUTION_DAYS  # noqa: E402
 from sim.config import PAID_CHANNELS, Scenario  # noqa: E402
 from sim.world import Results, World  # noqa: E402
@@ -45,9 +46,62 @@ COLUMNS = ["channel", "spend", "attributed_revenue", "incremental_revenue",
 SPEND_KINDS = {**{c: f"ad_{c}" for c in PAID_CHANNELS}, "email": "email", "sms": "sms"}
 
 
-def _world(scenario: Scenario, seed: int, strategy: dict, off: tuple[str, ...]) -> Results:
+def budget_walks(seed: int, days: int, sd: float, corr: float) -> dict[str, np.ndarray]:
+    """Each paid channel's daily budget multiplier over the window: exp of a stationary AR(1).
+
+    ``x_t = corr x_(t-1) + sqrt(1 - corr^2) sd e_t`` (``x_0 ~ N(0, sd^2)``), multiplier
+    ``exp(x_t - sd^2 / 2)``: mean 1, so the spend varies around the config's budget (campaigns
+    flighted up and down, slowly when ``corr`` is near 1). Keyed per (seed, channel): the same
+    in every world of the experiment. ``sd = 0``: constant budgets.
+    """
+    out = {}
+    for name in PAID_CHANNELS:
+        e = rng.generator(seed, f"budget_walk_{name}", 0).standard_normal(days)
+        x = np.empty(days)
+        for t in range(days):
+            x[t] = sd * e[t] if t == 0 else corr * x[t - 1] + np.sqrt(1 - corr**2) * sd * e[t]
+        out[name] = np.exp(x - sd**2 / 2)
+    return out
+
+
+def _world(scenario: Scenario, seed: int, strategy: dict, off: tuple[str, ...],
+           budgets: dict | None = None) -> Results:  # fmt: skip
     hooks = build_strategies(worlds.specs(strategy, ["all"]), ["all"])
-    return World(scenario, seed, hooks, arm_names=("all",), events=False, off=off).run()
+    return World(scenario, seed, hooks, arm_names=("all",), events=False, off=off,
+                 budget_multipliers=budgets).run()  # fmt: skip
+
+
+def mmm_table(results: Results) -> pd.DataFrame:
+    """mmm.csv: one row per window day of the paid channels' data, the sales and the controls.
+
+    Per paid channel ``<channel>_spend``, ``_impressions`` and ``_clicks`` (sessions from it);
+    ``revenue`` and ``orders``; ``weekday`` (0 = Monday); ``holiday`` and ``promotion`` are 0
+    until the world has a calendar.
+    """
+    sc, days = results.scenario, results.scenario.days
+    index = np.arange(days)
+    out = pd.DataFrame({"date": [str(sc.start + pd.Timedelta(days=int(d)).to_pytimedelta())
+                                 for d in index]})  # fmt: skip
+    costs, imp = results.costs, results.impressions
+    s = results.sessions[results.sessions["time"].to_numpy() >= 0]
+    s_day = np.floor(s["time"].to_numpy()).astype(int)
+    for name in PAID_CHANNELS:
+        c = costs[(costs["kind"] == f"ad_{name}") & (costs["day"] >= 0)]
+        out[f"{name}_spend"] = np.bincount(c["day"], weights=c["amount"], minlength=days)[:days]
+        i = imp[(imp["channel"].astype(str) == name) & (imp["day"] >= 0)]
+        out[f"{name}_impressions"] = np.bincount(i["day"], weights=i["impressions"],
+                                                 minlength=days)[:days]  # fmt: skip
+        mine = (s["channel"].astype(str) == name).to_numpy()
+        out[f"{name}_clicks"] = np.bincount(s_day[mine], minlength=days)[:days]
+    o = results.orders[results.orders["time"].to_numpy() >= 0]
+    o_day = np.floor(o["time"].to_numpy()).astype(int)
+    out["revenue"] = np.bincount(o_day, weights=o["revenue"], minlength=days)[:days]
+    out["orders"] = np.bincount(o_day, minlength=days)[:days]
+    out["weekday"] = [(sc.start + pd.Timedelta(days=int(d)).to_pytimedelta()).weekday()
+                      for d in index]  # fmt: skip
+    out["holiday"] = 0
+    out["promotion"] = 0
+    return out
 
 
 def last_click(sessions: pd.DataFrame) -> pd.Series:
@@ -75,15 +129,22 @@ def _spend(results: Results, channel: str) -> float:
 
 
 def evaluate(scenario: Scenario, seed: int, strategy: dict | None = None,
-             channels=CHANNELS) -> pd.DataFrame:  # fmt: skip
-    """incrementality.csv: per channel, spend, attributed and incremental revenue and ROAS."""
+             channels=CHANNELS, budgets: dict | None = None, keep: dict | None = None
+             ) -> pd.DataFrame:  # fmt: skip
+    """incrementality.csv: per channel, spend, attributed and incremental revenue and ROAS.
+
+    ``budgets``: daily budget multipliers of the paid channels (:func:`budget_walks`), the same
+    in every world; ``keep``: a dict that receives the all-on world as ``keep["on"]``.
+    """
     strategy = strategy or {}
-    on = _world(scenario, seed, strategy, ())
+    on = _world(scenario, seed, strategy, (), budgets)
+    if keep is not None:
+        keep["on"] = on
     attributed = last_click(on.sessions)
     revenue_on = on.users["revenue"].to_numpy(float)
     rows = []
     for channel in channels:
-        off = _world(scenario, seed, strategy, (channel,))
+        off = _world(scenario, seed, strategy, (channel,), budgets)
         d = revenue_on - off.users["revenue"].to_numpy(float)
         spend = _spend(on, channel)
         se = float(np.sqrt(len(d) * np.var(d, ddof=1)))
@@ -95,6 +156,13 @@ def evaluate(scenario: Scenario, seed: int, strategy: dict | None = None,
             row["incremental_roas_se"] = se / spend if spend else np.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def truth(table: pd.DataFrame) -> dict:
+    """mmm_truth.json: each channel's incremental revenue (its SE), spend and ROAS in the window."""
+    keys = ("spend", "incremental_revenue", "incremental_revenue_se", "incremental_roas",
+            "incremental_roas_se")  # fmt: skip
+    return {r["channel"]: {k: float(r[k]) for k in keys} for _, r in table.iterrows()}
 
 
 def figure(table: pd.DataFrame, path: Path) -> None:
@@ -130,8 +198,13 @@ def table_text(table: pd.DataFrame) -> str:
 def run(cfg, scenario: Scenario, out_dir: Path) -> dict:
     """Run the incrementality experiment; write incrementality.csv, the figure and the report."""
     strategy = OmegaConf.to_container(cfg.strategy, resolve=True)
-    table = evaluate(scenario, cfg.seed, strategy)
+    budgets = budget_walks(cfg.seed, scenario.days, cfg.experiment.budget_sd,
+                           cfg.experiment.budget_corr)  # fmt: skip
+    keep = {}
+    table = evaluate(scenario, cfg.seed, strategy, budgets=budgets, keep=keep)
     outputs.write_csv(out_dir / "incrementality.csv", table)
+    outputs.write_csv(out_dir / "mmm.csv", mmm_table(keep["on"]))
+    outputs.write_json(out_dir / "mmm_truth.json", truth(table))
     figure(table, out_dir / "incrementality.png")
     text = (f"{scenario.population.size:,} agents, {scenario.days} days, seed {cfg.seed}, "
             f"{strategies_label(cfg)}. Each channel is switched off from day 0 in a world that "

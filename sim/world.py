@@ -95,12 +95,16 @@ class World:
         arm_names: Sequence[str] = ("control",),
         events: bool = True,
         off: Sequence[str] = (),
+        budget_multipliers: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = int(seed)
         # Channels switched off from day 0 (an incrementality holdout of the whole market): paid
         # channels buy nothing, "email" sends no campaign or welcome e-mail, "sms" no campaign.
         self.off = frozenset(off)
+        # Day-by-day multipliers of paid channels' window budgets (day 0 first): varied budgets
+        # for a marketing-mix model's data (experiments.incrementality); none: the config's.
+        self.budget_multipliers = dict(budget_multipliers or {})
         self.arm_names = list(arm_names)
         self.env = simpy.Environment(initial_time=-scenario.warmup_days)
         self.pop = build_population(scenario, self.seed)
@@ -608,6 +612,8 @@ class World:
             if day >= 0 and name in self.off:
                 return
             impressions = cfg.budget_per_1000 * n / cfg.cpm * self.weekday_factor(day)
+            if day >= 0 and name in self.budget_multipliers:
+                impressions *= self.budget_multipliers[name][day]
             if impressions <= 0 or size == 0:
                 return
             reach = size * -np.expm1(-impressions / size)
