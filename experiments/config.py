@@ -21,7 +21,8 @@ from experiments.analyze import register_schemas as register_analysis
 from sim.config import OutputConfig, Scenario, validate
 from sim.errors import ConfigError, check_choice, check_number
 
-EXPERIMENTS = ("baseline", "whatif", "ab_test", "power_sim", "clv", "prices", "incrementality")
+EXPERIMENTS = ("baseline", "whatif", "ab_test", "power_sim", "clv", "prices", "incrementality",
+               "budget")  # fmt: skip
 BACKENDS = ("serial", "processes", "ray")
 
 
@@ -35,6 +36,9 @@ class ExperimentConfig:
     price_changes: list[float] = field(default_factory=list)  # prices: relative, 0.1 = +10%
     budget_sd: float = 0.0  # incrementality: SD of the paid budgets' daily log multiplier
     budget_corr: float = 0.0  # incrementality: its day-to-day AR(1) correlation
+    channels: list[str] = field(default_factory=list)  # budget: paid channels to sweep
+    budget_scales: list[float] = field(default_factory=list)  # budget: x today's budget
+    total_scale: float = 1.0  # budget: the split's total, x today's total spend
     alpha: float = 0.05
     correction: str = "holm"
     population: str = "exposed"  # exposed users (DESIGN.md) or all (intention to treat)
@@ -122,7 +126,8 @@ def validate_run(cfg: DictConfig) -> None:
     scenario = scenario_of(cfg)
     name = cfg.experiment.name  # no strategy is allowed: a what-if of nothing, an A/A test
     arms = {"whatif": ("all",), "baseline": ("control",), "clv": ("control",),
-            "prices": ("all",), "incrementality": ("all",)}.get(name, worlds.AB_ARMS)  # fmt: skip
+            "prices": ("all",), "incrementality": ("all",), "budget": ("all",)}.get(
+        name, worlds.AB_ARMS)  # fmt: skip
     worlds.check_strategies(cfg.strategy, arms)
     check_number(cfg.experiment.look_every, "experiment.look_every", ge=1, integer=True)
     for key in ("planned_mde", "msprt_tau"):
@@ -134,6 +139,16 @@ def validate_run(cfg: DictConfig) -> None:
     if name == "incrementality":
         check_number(cfg.experiment.budget_sd, "experiment.budget_sd", ge=0)
         check_number(cfg.experiment.budget_corr, "experiment.budget_corr", ge=0, lt=1)
+    if name == "budget":
+        if not cfg.experiment.channels:
+            raise ConfigError("experiment.channels", "a non-empty list of paid channels")
+        for i, channel in enumerate(cfg.experiment.channels):
+            check_choice(channel, f"experiment.channels[{i}]", sorted(scenario.channels))
+        if not cfg.experiment.budget_scales:
+            raise ConfigError("experiment.budget_scales", "a non-empty list of numbers >= 0")
+        for i, scale in enumerate(cfg.experiment.budget_scales):
+            check_number(scale, f"experiment.budget_scales[{i}]", ge=0)
+        check_number(cfg.experiment.total_scale, "experiment.total_scale", gt=0)
     if name == "prices":
         if not cfg.experiment.price_changes:
             raise ConfigError("experiment.price_changes", "a non-empty list of price changes")

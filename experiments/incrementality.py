@@ -64,8 +64,13 @@ def budget_walks(seed: int, days: int, sd: float, corr: float) -> dict[str, np.n
     return out
 
 
-def _world(scenario: Scenario, seed: int, strategy: dict, off: tuple[str, ...],
+def run_world(scenario: Scenario, seed: int, strategy: dict, off: tuple[str, ...],
            budgets: dict | None = None) -> Results:  # fmt: skip
+    """The store with the strategies on everyone, ``off`` channels and ``budgets`` multipliers.
+
+    ``off``: channels switched off from day 0; ``budgets``: per paid channel, its budget's
+    multiplier on each window day.
+    """
     hooks = build_strategies(worlds.specs(strategy, ["all"]), ["all"])
     return World(scenario, seed, hooks, arm_names=("all",), events=False, off=off,
                  budget_multipliers=budgets).run()  # fmt: skip
@@ -137,14 +142,14 @@ def evaluate(scenario: Scenario, seed: int, strategy: dict | None = None,
     in every world; ``keep``: a dict that receives the all-on world as ``keep["on"]``.
     """
     strategy = strategy or {}
-    on = _world(scenario, seed, strategy, (), budgets)
+    on = run_world(scenario, seed, strategy, (), budgets)
     if keep is not None:
         keep["on"] = on
     attributed = last_click(on.sessions)
     revenue_on = on.users["revenue"].to_numpy(float)
     rows = []
     for channel in channels:
-        off = _world(scenario, seed, strategy, (channel,), budgets)
+        off = run_world(scenario, seed, strategy, (channel,), budgets)
         d = revenue_on - off.users["revenue"].to_numpy(float)
         spend = _spend(on, channel)
         se = float(np.sqrt(len(d) * np.var(d, ddof=1)))

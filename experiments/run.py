@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from experiments import (
     abtest,
+    budget,
     clv,
     incrementality,
     looks,
@@ -151,7 +152,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         write(cfg, outcome, out_dir, started)
         return outcome.summary
     runner = {"whatif": _whatif, "ab_test": _ab_test, "power_sim": _power_sim, "clv": _clv,
-              "prices": _prices, "incrementality": _incrementality}[name]  # fmt: skip
+              "prices": _prices, "incrementality": _incrementality,
+              "budget": _budget}[name]  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = runner(cfg, config_mod.scenario_of(cfg), out_dir)
     _run_json(cfg, out_dir, started)
@@ -272,6 +274,12 @@ def _prices(cfg: DictConfig, scenario, out_dir: Path) -> dict:
 def _incrementality(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     summary = incrementality.run(cfg, scenario, out_dir)
     print(incrementality.table_text(pd.DataFrame(summary["incrementality"])))
+    return summary
+
+
+def _budget(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    summary = budget.run(cfg, scenario, out_dir)
+    print(budget.table_text(pd.DataFrame(summary["budget"]), pd.DataFrame(summary["split"])))
     return summary
 
 

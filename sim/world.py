@@ -582,7 +582,7 @@ class World:
         channel = np.where(organic, CH["organic_search"], CH["direct"]).astype(np.int8)
         search = self.scenario.channels.get("paid_search")
         if (search is not None and search.brand_capture > 0 and search.budget_per_1000 > 0
-                and not (day >= 0 and "paid_search" in self.off)):  # fmt: skip
+                and self._buying("paid_search", day)):  # fmt: skip
             # Branded search: an aware agent searching for the store by name meets its ad above
             # the organic result and clicks it with chance brand_capture (keyed per visit): the
             # same visit, now a paid click (bought by the channel's budget, no extra spend)
@@ -590,6 +590,13 @@ class World:
             captured &= rng.uniform(key, agent, k * 4 + 3) < search.brand_capture
             channel[captured] = CH["paid_search"]
         self.queue_visits(agent, time, channel)
+
+    def _buying(self, name: str, day: int) -> bool:
+        """Whether a paid channel buys ads on ``day`` (not off, no zero budget multiplier)."""
+        if day < 0:
+            return True
+        multiplier = self.budget_multipliers.get(name)
+        return name not in self.off and (multiplier is None or multiplier[day] > 0)
 
     def _paid(self, name: str, audience: np.ndarray):
         """Daily step of a paid channel over a fixed audience.
