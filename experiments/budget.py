@@ -39,8 +39,10 @@ from sim.world import Results  # noqa: E402
 
 COLUMNS = ["channel", "budget_scale", "spend", "revenue", "margin", "profit", "margin_gain",
            "margin_gain_se", "marginal_roas", "marginal_roas_se"]  # fmt: skip
-SPLIT_COLUMNS = ["channel", "spend_today", "spend_optimal", "margin_gain_today",
-                 "margin_gain_optimal", "curve_a", "curve_b"]  # fmt: skip
+SPLIT_COLUMNS = ["channel", "spend_today", "spend_optimal", "spend_optimal_low",
+                 "spend_optimal_high", "margin_gain_today", "margin_gain_optimal", "curve_a",
+                 "curve_b"]  # fmt: skip
+REDRAWS = 200  # the split's uncertainty: refits on the curves' points redrawn within their noise
 
 
 def _world(scenario: Scenario, seed: int, strategy: dict, channel: str | None = None,
@@ -107,9 +109,26 @@ def fit_curve(spend: np.ndarray, gain: np.ndarray) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def best_split(table: pd.DataFrame, total_scale: float = 1.0) -> pd.DataFrame:
-    """budget_split.csv: today's spends and the profit-maximising ones at the same total."""
-    rows, params = [], []
+def _optimum(params: list[tuple[float, float]], total: float) -> np.ndarray:
+    """The spends maximising ``sum saturating(x_c) - x_c`` with ``sum x_c = total``."""
+
+    def loss(x):
+        return -sum(saturating(xi, a, b) - xi for xi, (a, b) in zip(x, params, strict=True))
+
+    x0 = np.full(len(params), total / len(params))
+    found = minimize(loss, x0, method="SLSQP", bounds=[(0.0, total)] * len(params),
+                     constraints=[{"type": "eq", "fun": lambda x: x.sum() - total}])  # fmt: skip
+    return found.x
+
+
+def best_split(table: pd.DataFrame, total_scale: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """budget_split.csv: today's spends and the profit-maximising ones at the same total.
+
+    ``spend_optimal_low`` and ``_high`` are the 5th and 95th percentiles of the optimum over
+    ``REDRAWS`` refits on the measured margin gains redrawn with their Monte Carlo SEs (normal,
+    independent points: a rough spread, seeded), so a split inside its noise reads as such.
+    """
+    rows, params, groups = [], [], []
     for channel, g in table.groupby("channel", sort=False):
         a, b = fit_curve(g["spend"].to_numpy(), g["margin_gain"].to_numpy())
         today = g.loc[g["budget_scale"] == 1.0].iloc[0]
@@ -122,19 +141,22 @@ def best_split(table: pd.DataFrame, total_scale: float = 1.0) -> pd.DataFrame:
                 "curve_b": b,
             }
         )
-        params.append((a, b))  # fmt: skip
+        params.append((a, b))
+        groups.append(g)  # fmt: skip
     split = pd.DataFrame(rows)
     total = split["spend_today"].sum() * total_scale
-
-    def loss(x):
-        return -sum(saturating(xi, a, b) - xi for xi, (a, b) in zip(x, params, strict=True))
-
-    x0 = np.full(len(params), total / len(params))
-    found = minimize(loss, x0, method="SLSQP", bounds=[(0.0, total)] * len(params),
-                     constraints=[{"type": "eq", "fun": lambda x: x.sum() - total}])  # fmt: skip
-    split["spend_optimal"] = found.x
-    gains = [saturating(x, a, b) for x, (a, b) in zip(found.x, params, strict=True)]
-    split["margin_gain_optimal"] = gains
+    best = _optimum(params, total)
+    split["spend_optimal"] = best
+    split["margin_gain_optimal"] = [saturating(x, a, b)
+                                    for x, (a, b) in zip(best, params, strict=True)]  # fmt: skip
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(REDRAWS):
+        noisy = [p["margin_gain"].to_numpy() + p.get("margin_gain_se", 0 * p["spend"]).fillna(0)
+                 .to_numpy() * rng.standard_normal(len(p)) for p in groups]  # fmt: skip
+        refits = [fit_curve(p["spend"].to_numpy(), y) for p, y in zip(groups, noisy, strict=True)]
+        draws.append(_optimum(refits, total))
+    split["spend_optimal_low"], split["spend_optimal_high"] = np.percentile(draws, [5, 95], axis=0)
     return split.reindex(columns=SPLIT_COLUMNS)
 
 
@@ -174,9 +196,12 @@ def table_text(table: pd.DataFrame, split: pd.DataFrame) -> str:
             f"{r['margin_gain']:>10,.0f} +- {r['margin_gain_se']:>6,.0f} {roas:>16}"
         )
     lines.append("")
-    lines.append(f"{'channel':<12} {'spend today':>12} {'best split':>12}")
+    lines.append(f"{'channel':<12} {'spend today':>12} {'best split':>12} {'90% range':>20}")
     for _, r in split.iterrows():
-        lines.append(f"{r['channel']:<12} {r['spend_today']:>12,.0f} {r['spend_optimal']:>12,.0f}")
+        lines.append(
+            f"{r['channel']:<12} {r['spend_today']:>12,.0f} {r['spend_optimal']:>12,.0f} "
+            f"{r['spend_optimal_low']:>9,.0f} - {r['spend_optimal_high']:<9,.0f}"
+        )
     gain = split["margin_gain_optimal"].sum() - split["margin_gain_today"].sum()
     lines.append(f"Fitted margin gain of the best split over today's, same total: {gain:+,.0f}")
     return "\n".join(lines)
@@ -188,7 +213,7 @@ def run(cfg, scenario: Scenario, out_dir: Path) -> dict:
     channels = [str(c) for c in cfg.experiment.channels]
     table = curves(scenario, cfg.seed, channels, [float(s) for s in cfg.experiment.budget_scales],
                    strategy)  # fmt: skip
-    split = best_split(table, float(cfg.experiment.total_scale))
+    split = best_split(table, float(cfg.experiment.total_scale), cfg.seed)
     outputs.write_csv(out_dir / "budget.csv", table)
     outputs.write_csv(out_dir / "budget_split.csv", split)
     figure(table, split, out_dir / "budget.png")

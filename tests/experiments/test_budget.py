@@ -27,6 +27,9 @@ def test_the_best_split_equalises_marginal_returns():
     split = budget.best_split(pd.DataFrame(rows)).set_index("channel")
     x1, x2 = split.loc["one", "spend_optimal"], split.loc["two", "spend_optimal"]
     assert x1 + x2 == pytest.approx(2000.0, rel=1e-6)
+    # noise-free points: every redrawn refit lands on the same optimum
+    assert split["spend_optimal_low"].to_numpy() == pytest.approx(split["spend_optimal"], rel=1e-3)
+    assert split["spend_optimal_high"].to_numpy() == pytest.approx(split["spend_optimal"], rel=1e-3)
     assert 4000 / 1000 * np.exp(-x1 / 1000) == pytest.approx(9000 / 3000 * np.exp(-x2 / 3000),
                                                               rel=1e-3)  # fmt: skip
 
@@ -58,7 +61,10 @@ def test_the_command_writes_curves_split_and_figure(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "best split" in proc.stdout
     assert list(pd.read_csv(out / "budget.csv").columns) == budget.COLUMNS
-    assert list(pd.read_csv(out / "budget_split.csv").columns) == budget.SPLIT_COLUMNS
+    split = pd.read_csv(out / "budget_split.csv")
+    assert list(split.columns) == budget.SPLIT_COLUMNS
+    assert (split["spend_optimal_low"] <= split["spend_optimal"] + 1e-6).all()
+    assert (split["spend_optimal"] <= split["spend_optimal_high"] + 1e-6).all()
     assert {"budget.png", "report.html", "run.json"} <= {p.name for p in out.iterdir()}
 
 
