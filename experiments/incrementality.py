@@ -39,7 +39,7 @@ from sim.config import PAID_CHANNELS, Scenario  # noqa: E402
 from sim.world import Results, World  # noqa: E402
 from strategies import build_strategies  # noqa: E402
 
-CHANNELS = (*PAID_CHANNELS, "email", "sms")
+CHANNELS = (*PAID_CHANNELS, "email", "sms")  # and "retargeting" when the strategy is on
 COLUMNS = ["channel", "spend", "attributed_revenue", "incremental_revenue",
            "incremental_revenue_se", "attributed_roas", "incremental_roas",
            "incremental_roas_se"]  # fmt: skip
@@ -110,12 +110,21 @@ def mmm_table(results: Results) -> pd.DataFrame:
 
 
 def last_click(sessions: pd.DataFrame) -> pd.Series:
-    """Window revenue per channel of the last click (ad, e-mail, SMS) within 7 days of an order."""
+    """Window revenue per channel of the last click (ad, e-mail, SMS) within 7 days of an order.
+
+    A visit a retargeting reminder brought (``recovered``) is a ``retargeting`` click, whatever
+    channel carried the reminder.
+    """
     s = sessions[sessions["time"].to_numpy() >= 0]
-    clicks = s[s["channel"].isin(CHANNELS)][["user_id", "time", "channel"]]
+    channel = s["channel"].astype(str)
+    if "recovered" in s:
+        channel = channel.where(~s["recovered"].to_numpy(), "retargeting")
+    s = s.assign(channel=channel)
+    labels = [*CHANNELS, "retargeting"]
+    clicks = s[s["channel"].isin(labels)][["user_id", "time", "channel"]]
     buys = s[s["purchased"].to_numpy()][["user_id", "time", "revenue"]]
     if not len(clicks) or not len(buys):
-        return pd.Series(0.0, index=list(CHANNELS))
+        return pd.Series(0.0, index=labels)
     hit = pd.merge_asof(
         buys.sort_values("time"),
         clicks.rename(columns={"channel": "click_channel"}).assign(t=lambda d: d["time"])
@@ -125,12 +134,16 @@ def last_click(sessions: pd.DataFrame) -> pd.Series:
     )  # fmt: skip
     hit = hit[hit["click_channel"].notna()]
     out = hit.groupby(hit["click_channel"].astype(str))["revenue"].sum()
-    return out.reindex(list(CHANNELS), fill_value=0.0)
+    return out.reindex(labels, fill_value=0.0)
 
 
 def _spend(results: Results, channel: str) -> float:
-    c = results.costs
-    return float(c.loc[(c["kind"] == SPEND_KINDS[channel]) & (c["day"] >= 0), "amount"].sum())
+    """The window's spend on a channel; retargeting: every cost the strategy books."""
+    c = results.costs[results.costs["day"] >= 0]
+    kind = c["kind"].astype(str)
+    mine = kind.str.startswith("retargeting_") if channel == "retargeting" else (
+        kind == SPEND_KINDS[channel])  # fmt: skip
+    return float(c.loc[mine.to_numpy(), "amount"].sum())
 
 
 def evaluate(scenario: Scenario, seed: int, strategy: dict | None = None,
@@ -148,8 +161,14 @@ def evaluate(scenario: Scenario, seed: int, strategy: dict | None = None,
     attributed = last_click(on.sessions)
     revenue_on = on.users["revenue"].to_numpy(float)
     rows = []
+    if "retargeting" in strategy:
+        channels = (*channels, "retargeting")
     for channel in channels:
-        off = run_world(scenario, seed, strategy, (channel,), budgets)
+        if channel == "retargeting":  # the strategy off, everything else as it was
+            others = {k: v for k, v in strategy.items() if k != "retargeting"}
+            off = run_world(scenario, seed, others, (), budgets)
+        else:
+            off = run_world(scenario, seed, strategy, (channel,), budgets)
         d = revenue_on - off.users["revenue"].to_numpy(float)
         spend = _spend(on, channel)
         se = float(np.sqrt(len(d) * np.var(d, ddof=1)))

@@ -148,6 +148,7 @@ class World:
         self.t_sessions = Table(
             session_id=i8, user_id=i8, time=f8, channel=i1, pages=i4, views=i4, carted=b,
             checkout=b, purchased=b, revenue=f8, margin=f8, items=i4, shipping=f8, cart_value=f8,
+            recovered=b,
         )  # fmt: skip
         self.t_orders = Table(
             order_id=i8, user_id=i8, time=f8, revenue=f8, margin=f8, items=i4, channel=i1,
@@ -337,7 +338,7 @@ class World:
                 pages=pages[w], views=(v.views[w] >= 0).sum(axis=1), carted=has_cart[w],
                 checkout=began[w], purchased=bought[w], revenue=np.where(bought, value, 0.0)[w],
                 margin=np.where(bought, margin, 0.0)[w], items=np.where(bought, items, 0)[w],
-                shipping=fee[w], cart_value=value[w],
+                shipping=fee[w], cart_value=value[w], recovered=v.recovered[w],
             )  # fmt: skip
         if bought.any():
             self.t_orders.add(

@@ -41,12 +41,15 @@ def test_last_click_credits_the_latest_click_within_seven_days():
         "revenue": [0.0, 0.0, 100.0, 0.0, 50.0, 0.0, 20.0],
     })  # fmt: skip
     s["channel"] = pd.Categorical(s["channel"])
-    got = incrementality.last_click(s)
     # user 1: the e-mail (a day before) beats the older ad; user 2: the display click is 8.5
     # days old, so nobody; user 3: the order's own session came from a social ad
     expected = {"paid_search": 0.0, "paid_social": 20.0, "display": 0.0, "email": 100.0,
-                "sms": 0.0}  # fmt: skip
-    assert got.to_dict() == expected
+                "sms": 0.0, "retargeting": 0.0}  # fmt: skip
+    assert incrementality.last_click(s).to_dict() == expected
+    # a visit a reminder brought is a retargeting click, whatever channel carried it
+    s["recovered"] = [False, False, False, False, False, False, True]
+    expected = {**expected, "paid_social": 0.0, "retargeting": 20.0}
+    assert incrementality.last_click(s).to_dict() == expected
 
 
 def test_the_table_adds_up(default_store):
@@ -89,6 +92,16 @@ def test_the_command_writes_the_table_figure_and_report(tmp_path):
     mmm = pd.read_csv(out / "mmm.csv")
     assert len(mmm) == 30 and {"date", "revenue", "orders", "weekday", "holiday",
                                "promotion", "paid_search_spend"} <= set(mmm.columns)  # fmt: skip
+
+
+def test_with_retargeting_on_its_flows_get_a_row(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("experiment=incrementality", "strategy=[retargeting]",
+                   "scenario.population.size=5000", "scenario.days=30", "progress=false",
+                   f"hydra.run.dir={out}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    row = pd.read_csv(out / "incrementality.csv").set_index("channel").loc["retargeting"]
+    assert row["spend"] > 0 and row["attributed_revenue"] > 0, row.to_dict()
 
 
 def test_a_strategy_on_an_arm_the_experiment_lacks_exits_2(tmp_path):

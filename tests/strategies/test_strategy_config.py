@@ -88,7 +88,7 @@ def test_unknown_parameter():
         ({"name": "personalization", "recommended_share": 1.2}, "recommended_share"),
         ({"name": "social_proof", "saturation_reviews": 0}, "saturation_reviews"),
         ({"name": "gamification", "badge_levels": [300.0, 100.0]}, "badge_levels"),
-        ({"name": "retargeting", "clicker_conversion": -0.5}, "clicker_conversion"),
+        ({"name": "retargeting", "completion_lift": -0.5}, "completion_lift"),
         ({"name": "retargeting", "ad_cpm": "cheap"}, "ad_cpm"),
         ({"name": "bundles", "fee_per_1000_per_day": -1}, "fee_per_1000_per_day"),
         ({"name": "win_back", "open_rate": 1.5}, "open_rate"),
