@@ -23,6 +23,18 @@ def run_cli(*args, cwd=ROOT):
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
+def assert_rejected(tmp_path, *args, key: str, allowed: str) -> None:
+    """The command exits 2 with one line naming ``key`` and ``allowed``, and writes nothing."""
+    out = tmp_path / "out"
+    proc = run_cli(*args, f"hydra.run.dir={out}")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert key in lines[0] and allowed in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not out.exists()  # nothing that looks like a result
+
+
 def test_default_experiment_writes_every_output(tmp_path):
     out = tmp_path / "run"
     proc = run_cli("scenario.population.size=3000", "progress=false", f"hydra.run.dir={out}")
@@ -109,14 +121,7 @@ EXPERIMENT_BAD = [  # need experiment=ab_test
 
 @pytest.mark.parametrize(("override", "key", "allowed"), BAD, ids=[b[0] for b in BAD])
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, override, key, allowed, extra=()):
-    out = tmp_path / "out"
-    proc = run_cli(override, *extra, f"hydra.run.dir={out}")
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert key in lines[0] and allowed in lines[0], lines[0]
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
-    assert not out.exists()  # nothing that looks like a result
+    assert_rejected(tmp_path, override, *extra, key=key, allowed=allowed)
 
 
 @pytest.mark.parametrize(("overrides", "key", "allowed"), EXPERIMENT_BAD,
