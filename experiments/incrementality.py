@@ -8,14 +8,20 @@ per-user differences (``sqrt(n var(d))``). Its attributed revenue is what a last
 gives it in the all-on world: each order's revenue goes to the channel of the user's last click
 (a paid ad, an e-mail or an SMS) within 7 days before it, the order's own session included;
 orders with no such click (organic and direct visits only) go to no channel. Spend is the
-window's ad spend (paid channels) or sending cost (e-mail, SMS).
+window's ad spend (paid channels) or sending cost (e-mail, SMS). With the retargeting strategy
+on, its flows get a row too: a visit a reminder brought is a retargeting click, its spend every
+cost the strategy books, its holdout the store without the strategy.
+
+The paid budgets can be flighted day by day (:func:`budget_walks`, the same in every world), and
+the all-on world's days are a marketing-mix testbed: :func:`mmm_table` and :func:`truth`.
 
 Incrementality experiments (Blake, Nosko & Tadelis 2015 on eBay's search ads; Gordon et al.
 2019 on Facebook lift tests) find last-click attribution overstates what ads add, most of all
 for branded search, whose clicks replace visits people were about to make. The world has that
 one substitution (``channels.paid_search.brand_capture``: aware agents searching for the store
 by name click its ad instead of its organic result); social and display clicks are still all
-new visits, so their incremental returns come out at or above the attributed ones.
+new visits, and abandoners never return for their carts unreminded, so their incremental
+returns come out about at the attributed ones.
 """
 
 from __future__ import annotations
@@ -234,8 +240,8 @@ def run(cfg, scenario: Scenario, out_dir: Path) -> dict:
             f"{strategies_label(cfg)}. Each channel is switched off from day 0 in a world that "
             "shares everything else (past, agents, keyed random numbers); incremental revenue "
             "is the window's revenue difference, with its paired Monte Carlo SE. Attributed "
-            "revenue: last click (paid ad, e-mail, SMS) within 7 days of an order, in the "
-            "all-on world.")  # fmt: skip
+            "revenue: last click (paid ad, e-mail, SMS, retargeting reminder) within 7 days of an "
+            "order, in the all-on world.")  # fmt: skip
     report.write_report(out_dir, "Attribution against incrementality", [
         report.Section("Setup and reading", text, [table], ["incrementality.png"]),
     ])  # fmt: skip

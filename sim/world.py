@@ -6,7 +6,8 @@ Processes (each wakes once a day, or once per cohort for follow-ups):
   -> awareness and clicks (CTR) -> visits at exact times inside the day;
 - ``own_visits``: every agent has a next own-visit time drawn from its own hazard (organic or
   direct; an unaware agent's first one is its discovery by organic search), thinned by the
-  weekday cycle;
+  weekday cycle; an aware searcher in the search audience may click the store's own search ad
+  instead of its organic result (``brand_capture``: the same visit, now a paid click);
 - ``email`` and ``sms``: campaigns on a calendar: sends, opens, clicks -> visits, unsubscribes
   (more often with more frequent sends: fatigue);
 - ``welcome``: the welcome series of new email subscribers (sign-ups come from the funnel: a
@@ -84,6 +85,10 @@ class World:
         arm: Arm index of every agent (default: everyone in arm 0).
         arm_names: Names of the arms, indexed by ``arm``.
         events: Whether to record the event log.
+        off: Channels switched off from day 0 (a whole-market holdout): paid channels buy
+            nothing (and branded search is not captured), ``email`` sends no campaign or welcome
+            e-mail, ``sms`` no campaign.
+        budget_multipliers: Per paid channel, its budget's multiplier on each window day.
     """
 
     def __init__(
@@ -99,11 +104,7 @@ class World:
     ) -> None:
         self.scenario = scenario
         self.seed = int(seed)
-        # Channels switched off from day 0 (an incrementality holdout of the whole market): paid
-        # channels buy nothing, "email" sends no campaign or welcome e-mail, "sms" no campaign.
         self.off = frozenset(off)
-        # Day-by-day multipliers of paid channels' window budgets (day 0 first): varied budgets
-        # for a marketing-mix model's data (experiments.incrementality); none: the config's.
         self.budget_multipliers = dict(budget_multipliers or {})
         self.arm_names = list(arm_names)
         self.env = simpy.Environment(initial_time=-scenario.warmup_days)
@@ -617,7 +618,7 @@ class World:
         self.audience_share[name] = (audience, cfg)
 
         def step(day: int) -> None:
-            if day >= 0 and name in self.off:
+            if not self._buying(name, day):
                 return
             impressions = cfg.budget_per_1000 * n / cfg.cpm * self.weekday_factor(day)
             if day >= 0 and name in self.budget_multipliers:

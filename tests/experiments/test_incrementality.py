@@ -74,37 +74,84 @@ def test_paid_search_adds_less_than_last_click_credits_it(default_store):
 
 
 def test_the_command_writes_the_table_figure_and_report(tmp_path):
+    """With retargeting on (as a user would run it), its flows get a row too."""
     out = tmp_path / "run"
-    proc = run_cli("experiment=incrementality", "scenario.population.size=5000",
-                   "scenario.days=30", "progress=false", f"hydra.run.dir={out}")  # fmt: skip
+    proc = run_cli("experiment=incrementality", "strategy=[retargeting]",
+                   "scenario.population.size=5000", "scenario.days=30", "progress=false",
+                   f"hydra.run.dir={out}")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "incr. ROAS" in proc.stdout
     table = pd.read_csv(out / "incrementality.csv")
     assert list(table.columns) == incrementality.COLUMNS
+    row = table.set_index("channel").loc["retargeting"]
+    assert row["spend"] > 0 and row["attributed_revenue"] > 0, row.to_dict()
     names = {p.name for p in out.iterdir()}
     assert {"incrementality.png", "mmm.csv", "mmm_truth.json", "report.html", "report.md",
             "run.json"} <= names  # fmt: skip
     truth = json.loads((out / "mmm_truth.json").read_text())
-    for _, row in table.iterrows():
-        assert truth[row["channel"]]["incremental_revenue"] == pytest.approx(
-            row["incremental_revenue"], rel=1e-9
+    for _, r in table.iterrows():
+        assert truth[r["channel"]]["incremental_revenue"] == pytest.approx(
+            r["incremental_revenue"], rel=1e-9
         )
     mmm = pd.read_csv(out / "mmm.csv")
     assert len(mmm) == 30 and {"date", "revenue", "orders", "weekday", "holiday",
                                "promotion", "paid_search_spend"} <= set(mmm.columns)  # fmt: skip
 
 
-def test_with_retargeting_on_its_flows_get_a_row(tmp_path):
-    out = tmp_path / "run"
-    proc = run_cli("experiment=incrementality", "strategy=[retargeting]",
-                   "scenario.population.size=5000", "scenario.days=30", "progress=false",
-                   f"hydra.run.dir={out}")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    row = pd.read_csv(out / "incrementality.csv").set_index("channel").loc["retargeting"]
-    assert row["spend"] > 0 and row["attributed_revenue"] > 0, row.to_dict()
-
-
 def test_a_strategy_on_an_arm_the_experiment_lacks_exits_2(tmp_path):
     assert_rejected(tmp_path, "experiment=incrementality", "strategy=[bundles]",
                     "strategy.bundles.arms=[treatment]", key="strategy.bundles.arms",
                     allowed="one of all")  # fmt: skip
+
+
+def test_budget_walks_vary_around_the_budget():
+    walks = incrementality.budget_walks(seed=3, days=20_000, sd=0.3, corr=0.85)
+    for name, m in walks.items():
+        x = np.log(m)
+        # 20,000 days of an AR(1) with corr 0.85: ~1,600 independent days, so the SD of log is
+        # within ~2% of 0.3 (SE 0.3 / sqrt(2 x 1,600)), the lag-1 correlation within ~0.01
+        assert x.std() == pytest.approx(0.3, rel=0.06), name
+        assert np.corrcoef(x[1:], x[:-1])[0, 1] == pytest.approx(0.85, abs=0.02), name
+        assert m.mean() == pytest.approx(1.0, abs=0.04), name  # mean 1 by construction
+    flat = incrementality.budget_walks(seed=3, days=30, sd=0.0, corr=0.85)
+    assert all((m == 1).all() for m in flat.values())
+
+
+@pytest.fixture(scope="module")
+def flighted():
+    """A 20,000-agent store with flighted budgets and its display holdout."""
+    sc = scenario("scenario.population.size=20000")
+    budgets = incrementality.budget_walks(seed=8, days=sc.days, sd=0.3, corr=0.85)
+    keep = {}
+    table = incrementality.evaluate(sc, 8, channels=("display",), budgets=budgets, keep=keep)
+    return sc, budgets, table, keep["on"]
+
+
+def test_the_mmm_table_adds_up_to_the_run(flighted):
+    sc, _, table, on = flighted
+    mmm = incrementality.mmm_table(on)
+    assert len(mmm) == sc.days and mmm["date"].iloc[0] == str(sc.start)
+    window = on.orders[on.orders["time"] >= 0]
+    assert mmm["revenue"].sum() == pytest.approx(window["revenue"].sum(), rel=1e-12)
+    assert mmm["orders"].sum() == len(window)
+    costs = on.costs[on.costs["day"] >= 0]
+    sessions = on.sessions[on.sessions["time"] >= 0]
+    for name in ("paid_search", "paid_social", "display"):
+        spend = costs.loc[costs["kind"] == f"ad_{name}", "amount"].sum()
+        assert mmm[f"{name}_spend"].sum() == pytest.approx(spend, rel=1e-12)
+        assert mmm[f"{name}_clicks"].sum() == (sessions["channel"] == name).sum()
+        # flighted: the daily spend moves by tens of percent around its mean (SD 0.3 in logs)
+        assert mmm[f"{name}_spend"].std() / mmm[f"{name}_spend"].mean() > 0.15, name
+    assert table.set_index("channel").loc["display", "spend"] == pytest.approx(
+        mmm["display_spend"].sum(), rel=1e-12
+    )
+
+
+def test_the_truth_is_the_channel_off_difference(flighted):
+    sc, budgets, table, on = flighted
+    off = World(sc, 8, (), arm_names=("all",), events=False, off=("display",),
+                budget_multipliers=budgets).run()  # fmt: skip
+    truth = incrementality.truth(table)["display"]
+    expected = on.users["revenue"].sum() - off.users["revenue"].sum()
+    assert truth["incremental_revenue"] == pytest.approx(expected, rel=1e-12)
+    assert truth["incremental_roas"] == pytest.approx(expected / truth["spend"], rel=1e-12)
