@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from test_run_cli import assert_rejected, run_cli
+from test_run_cli import assert_invalid, assert_rejected, run_cli
 
 from experiments import prices
 from experiments.config import load_scenario
@@ -85,5 +85,10 @@ BAD = [  # overrides after experiment=prices, the key the message must name, wha
 
 
 @pytest.mark.parametrize(("overrides", "key", "allowed"), BAD, ids=[b[1] for b in BAD])
-def test_bad_input_gives_one_line_and_exit_2(tmp_path, overrides, key, allowed):
+def test_bad_input_is_refused_naming_the_key(overrides, key, allowed):
+    assert_invalid("experiment=prices", *overrides, key=key, allowed=allowed)
+
+
+def test_bad_input_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    overrides, key, allowed = BAD[0]
     assert_rejected(tmp_path, "experiment=prices", *overrides, key=key, allowed=allowed)

@@ -23,6 +23,19 @@ def run_cli(*args, cwd=ROOT):
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
+def assert_invalid(*overrides, key: str, allowed: str) -> None:
+    """In process (no CLI start-up): the composed config fails validation naming ``key`` and
+    ``allowed`` (the CLI turns that ConfigError into one line and exit 2, as tested here)."""
+    from experiments.cli import compose_config
+    from experiments.config import register, validate_run
+    from sim.errors import ConfigError
+
+    register()
+    with pytest.raises(ConfigError) as raised:
+        validate_run(compose_config("config", list(overrides)))
+    assert key in str(raised.value) and allowed in str(raised.value), str(raised.value)
+
+
 def assert_rejected(tmp_path, *args, key: str, allowed: str) -> None:
     """The command exits 2 with one line naming ``key`` and ``allowed``, and writes nothing."""
     out = tmp_path / "out"
