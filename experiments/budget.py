@@ -54,9 +54,8 @@ def _world(scenario: Scenario, seed: int, strategy: dict, channel: str | None = 
 
 def _point(results: Results, channel: str) -> dict:
     o = results.orders[results.orders["time"].to_numpy() >= 0]
-    c = results.costs
-    spend = c.loc[(c["kind"] == f"ad_{channel}") & (c["day"] >= 0), "amount"].sum()
-    return {"spend": float(spend), "revenue": float(o["revenue"].sum()),
+    spend = incrementality.window_spend(results, channel)
+    return {"spend": spend, "revenue": float(o["revenue"].sum()),
             "margin": float(o["margin"].sum()),
             "profit": float(worlds.kpis(results)["profit"])}  # fmt: skip
 

@@ -26,6 +26,7 @@ returns come out about at the attributed ones.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import matplotlib
@@ -91,8 +92,8 @@ def mmm_table(results: Results) -> pd.DataFrame:
     """
     sc, days = results.scenario, results.scenario.days
     index = np.arange(days)
-    out = pd.DataFrame({"date": [str(sc.start + pd.Timedelta(days=int(d)).to_pytimedelta())
-                                 for d in index]})  # fmt: skip
+    dates = [sc.start + dt.timedelta(days=int(d)) for d in index]
+    out = pd.DataFrame({"date": [str(d) for d in dates]})
     costs, imp = results.costs, results.impressions
     s = results.sessions[results.sessions["time"].to_numpy() >= 0]
     s_day = np.floor(s["time"].to_numpy()).astype(int)
@@ -108,8 +109,7 @@ def mmm_table(results: Results) -> pd.DataFrame:
     o_day = np.floor(o["time"].to_numpy()).astype(int)
     out["revenue"] = np.bincount(o_day, weights=o["revenue"], minlength=days)[:days]
     out["orders"] = np.bincount(o_day, minlength=days)[:days]
-    out["weekday"] = [(sc.start + pd.Timedelta(days=int(d)).to_pytimedelta()).weekday()
-                      for d in index]  # fmt: skip
+    out["weekday"] = [d.weekday() for d in dates]
     out["holiday"] = 0
     out["promotion"] = 0
     return out
@@ -143,7 +143,7 @@ def last_click(sessions: pd.DataFrame) -> pd.Series:
     return out.reindex(labels, fill_value=0.0)
 
 
-def _spend(results: Results, channel: str) -> float:
+def window_spend(results: Results, channel: str) -> float:
     """The window's spend on a channel; retargeting: every cost the strategy books."""
     c = results.costs[results.costs["day"] >= 0]
     kind = c["kind"].astype(str)
@@ -176,7 +176,7 @@ def evaluate(scenario: Scenario, seed: int, strategy: dict | None = None,
         else:
             off = run_world(scenario, seed, strategy, (channel,), budgets)
         d = revenue_on - off.users["revenue"].to_numpy(float)
-        spend = _spend(on, channel)
+        spend = window_spend(on, channel)
         se = float(np.sqrt(len(d) * np.var(d, ddof=1)))
         row = {"channel": channel, "spend": spend, "attributed_revenue": attributed[channel],
                "incremental_revenue": float(d.sum()), "incremental_revenue_se": se}  # fmt: skip

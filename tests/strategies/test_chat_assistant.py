@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from strategy_helpers import per_user
+from test_strategy_mechanisms import _basket
 
 from sim.errors import ConfigError
-from sim.hooks import Basket, Carts, Visits
+from sim.hooks import Carts, Visits
 from strategies import build_strategies
 from strategies.chat_assistant import ChatFigures, break_even_abandonment_cut, chat_figures
 
@@ -38,13 +39,6 @@ def _visits(world, bounced_every=0):
     visits.p_cart = np.where(visits.views >= 0, 0.05, 0.0)
     visits.p_checkout, visits.p_purchase = np.full(M, 0.58), np.linspace(0.2, 0.6, M)
     return visits
-
-
-def _basket(world):
-    product = np.arange(M) % world.catalog.size
-    price = world.catalog.price[product]
-    return Basket(visit=np.arange(M), product=product, quantity=np.ones(M, np.int32),
-                  list_price=price, price=price.copy(), tag=np.zeros(M, np.int16))  # fmt: skip
 
 
 def _carts(p_return=None):
