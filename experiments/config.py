@@ -22,7 +22,7 @@ from sim.config import OutputConfig, Scenario, validate
 from sim.errors import ConfigError, check_choice, check_number
 
 EXPERIMENTS = ("baseline", "whatif", "ab_test", "power_sim", "clv", "prices", "incrementality",
-               "budget")  # fmt: skip
+               "budget", "promotion")  # fmt: skip
 BACKENDS = ("serial", "processes", "ray")
 
 
@@ -126,7 +126,8 @@ def validate_run(cfg: DictConfig) -> None:
     scenario = scenario_of(cfg)
     name = cfg.experiment.name  # no strategy is allowed: a what-if of nothing, an A/A test
     arms = {"whatif": ("all",), "baseline": ("control",), "clv": ("control",),
-            "prices": ("all",), "incrementality": ("all",), "budget": ("all",)}.get(
+            "prices": ("all",), "incrementality": ("all",), "budget": ("all",),
+            "promotion": ("all",)}.get(
         name, worlds.AB_ARMS)  # fmt: skip
     worlds.check_strategies(cfg.strategy, arms)
     check_number(cfg.experiment.look_every, "experiment.look_every", ge=1, integer=True)
@@ -157,6 +158,9 @@ def validate_run(cfg: DictConfig) -> None:
             check_number(change, key, gt=-1)
             if change == 0:
                 raise ConfigError(key, "a price change other than 0 (today's prices always run)")
+    if name == "promotion" and not scenario.promotions:
+        raise ConfigError("promotion", "at least one promotion of conf/promotion/ "
+                          "(e.g. promotion=[winter_sale])")  # fmt: skip
     if name == "power_sim":
         if not cfg.experiment.sizes:
             raise ConfigError("experiment.sizes", "a non-empty list of population sizes")

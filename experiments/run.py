@@ -26,6 +26,7 @@ from experiments import (
     outputs,
     power_sim,
     prices,
+    promotion,
     report,
     whatif,
     worlds,
@@ -153,7 +154,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         return outcome.summary
     runner = {"whatif": _whatif, "ab_test": _ab_test, "power_sim": _power_sim, "clv": _clv,
               "prices": _prices, "incrementality": _incrementality,
-              "budget": _budget}[name]  # fmt: skip
+              "budget": _budget, "promotion": _promotion}[name]  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = runner(cfg, config_mod.scenario_of(cfg), out_dir)
     _run_json(cfg, out_dir, started)
@@ -280,6 +281,12 @@ def _incrementality(cfg: DictConfig, scenario, out_dir: Path) -> dict:
 def _budget(cfg: DictConfig, scenario, out_dir: Path) -> dict:
     summary = budget.run(cfg, scenario, out_dir)
     print(budget.table_text(pd.DataFrame(summary["budget"]), pd.DataFrame(summary["split"])))
+    return summary
+
+
+def _promotion(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    summary = promotion.run(cfg, scenario, out_dir, write_tables)
+    print(promotion.table_text(pd.DataFrame(summary["promotion"])))
     return summary
 
 

@@ -128,6 +128,11 @@ class FunnelConfig:
     p_checkout: float = MISSING
     p_purchase: float = MISSING
     second_item: float = MISSING
+    # Reference prices: a shopper who saw a promotion's prices remembers them; afterwards the
+    # list price feels (1 - discount) ** -(reference_weight exp(-days since / reference_days))
+    # dearer, priced in with the shopper's sensitivity (the post-promotion dip)
+    reference_weight: float = 0.0
+    reference_days: float = 1.0
 
 
 @dataclass
@@ -163,6 +168,10 @@ class RetentionConfig:
     satisfaction_reference: float = MISSING  # satisfaction (1-5) at which nothing changes
     satisfaction_lapse: float = MISSING  # lapse chance x exp(k (reference - satisfaction))
     satisfaction_visits: float = MISSING  # visit hazard x exp(k (satisfaction - reference))
+    # Need satisfied by an order: the add-to-cart chance x (1 - satiation exp(-days since the
+    # last order / satiation_days)); what makes a promotion's pulled-forward orders leave a dip
+    satiation: float = 0.0
+    satiation_days: float = 1.0
 
 
 @dataclass
@@ -185,6 +194,48 @@ class ReturnsConfig:
     cost_per_return: float = MISSING  # handling and return label per return (ledger "returns")
     salvage_share: float = MISSING  # share of a returned order's cost of goods recovered
     satisfaction_drop: float = MISSING  # satisfaction points a return takes off its order
+
+
+@dataclass
+class HolidayConfig:
+    """A holiday or shopping event: a span of days each year with traffic and intent multipliers.
+
+    Its first day is ``month``/``day`` (a fixed date) or, with ``day`` 0, the ``nth``
+    ``weekday`` (0 = Monday) of ``month``; then ``offset`` days later (negative: before).
+    """
+
+    month: int = MISSING
+    day: int = 0
+    weekday: int = 0
+    nth: int = 0
+    offset: int = 0
+    days: int = 1  # length of the span
+    traffic: float = 1.0  # multiplier of own visits (organic, direct, discovery)
+    intent: float = 1.0  # multiplier of the add-to-cart chance
+    source: str = ""
+
+
+@dataclass
+class CalendarConfig:
+    """Yearly seasonality of own visits and the holidays (see :mod:`sim.calendar`)."""
+
+    seasonality: float = 0.0  # amplitude: own visits x (1 + a cos(2 pi (doy - peak_day) / 365))
+    peak_day: int = 1  # day of the year (1-366) of the seasonal peak
+    holidays: dict[str, HolidayConfig] = field(default_factory=dict)
+
+
+@dataclass
+class PromotionConfig:
+    """A store-wide promotion: a discount over a span of days, with an email burst.
+
+    ``start`` is a date (YYYY-MM-DD) or the name of a calendar holiday (then every year's
+    occurrence in the simulated span, from the holiday's first day).
+    """
+
+    start: str = MISSING
+    days: int = MISSING
+    discount: float = MISSING  # share off every list price, for every shopper
+    email_days: list[int] = field(default_factory=list)  # extra newsletters, days from start
 
 
 @dataclass
@@ -229,6 +280,8 @@ class Scenario:
     shipping: ShippingConfig = field(default_factory=ShippingConfig)
     returns: ReturnsConfig = field(default_factory=ReturnsConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    calendar: CalendarConfig = field(default_factory=CalendarConfig)
+    promotions: dict[str, PromotionConfig] = field(default_factory=dict)
     clv: ClvConfig = field(default_factory=ClvConfig)
 
     @property
@@ -250,25 +303,28 @@ _PROBABILITIES = {
     "click_rate", "unsubscribe", "mobile_bounce", "p_cart", "p_checkout", "p_purchase",
     "second_item", "survey_rate", "review_rate", "lapse_per_visit", "bounce", "express_share",
     "fee_abandon", "topup_rate", "rate_by_category", "salvage_share", "signup_checkout",
-    "signup_popup", "welcome_open_rate", "welcome_click_rate",
+    "signup_popup", "welcome_open_rate", "welcome_click_rate", "satiation",
+    "reference_weight",
 }  # fmt: skip
 _POSITIVE = {
     "size", "days", "n_products", "n_categories", "price_median", "price_scale", "cpm",
     "every_days", "delivery_days", "affinity_concentration", "visit_rate_shape", "price_reference",
     "boost_days", "saturation_frequency", "horizon_days", "promise_days", "express_days",
-    "welcome_every_days",
+    "welcome_every_days", "satiation_days",
+    "reference_days",
 }  # fmt: skip
 _INTEGERS = {
     "size", "days", "warmup_days", "n_products", "n_categories", "complements", "horizon_days",
-    "welcome_emails", "welcome_every_days",
+    "welcome_emails", "welcome_every_days", "month", "day", "nth", "peak_day",
 }  # fmt: skip
 
 
 _ZERO_ALLOWED = {"history.days"}  # dotted suffixes exempt from a positive name ("days")
+_CHECKED_ELSEWHERE = {"offset", "email_days"}  # signed day counts (sim.calendar.check)
 
 
 def _check_value(key: str, name: str, value: object) -> None:
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, bool) or isinstance(value, str) or name in _CHECKED_ELSEWHERE:
         return
     integer = name in _INTEGERS
     if any(key.endswith("." + k) for k in _ZERO_ALLOWED):
@@ -334,4 +390,7 @@ def validate(scenario: Scenario, prefix: str = "scenario") -> Scenario:
     ref = scenario.retention.satisfaction_reference
     if not 1 <= ref <= 5:
         raise ConfigError(f"{prefix}.retention.satisfaction_reference", "in [1, 5]", ref)
+    from sim.calendar import check
+
+    check(scenario, prefix)
     return scenario

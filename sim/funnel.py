@@ -42,6 +42,12 @@ class Funnel:
         self.key = world.keyed("funnel")
         cat = world.catalog
         self.per_cat = np.array([len(p) for p in cat.by_category])
+        cal = world.calendar
+        self.calendar = cal if (cal.intent != 1).any() or (cal.discount > 0).any() else None
+        promotions = (cal.discount > 0).any() and world.scenario.funnel.reference_weight > 0
+        n = world.pop.size
+        self.ref_seen = np.full(n, -np.inf) if promotions else None  # last promotion visit
+        self.ref_depth = np.zeros(n) if promotions else None  # its discount
         width = self.per_cat.max()
         self.prod_by_cat = np.stack(
             [np.resize(p, width) for p in cat.by_category]
@@ -101,10 +107,39 @@ class Funnel:
         # float32 as the traits are: the same numbers as the numpy expression of the funnel's
         # rule (cart propensity x p_cart in float32, then the customer lift in float64)
         base = (np.float32(cfg.p_cart) * pop.cart_propensity[v.agent]) * customer
+        if self.calendar is not None:
+            base = base * self._calendar_factor(v)
+        ret = w.scenario.retention
+        if ret.satiation > 0:  # a recent order's need, satisfied
+            since = v.time - pop.last_order[v.agent]
+            fed = np.exp(-np.where(np.isfinite(since), since, np.inf) / ret.satiation_days)
+            base = base * (1 - ret.satiation * fed)
         v.views, v.p_cart = _view_slots(
             pop.affinity, v.agent, n_views.astype(np.int64), u_cat, u_prod, self.per_cat,
             self.prod_by_cat, w.catalog.price / cfg.price_reference, pop.price_sensitivity, base,
         )  # fmt: skip
+
+    def _calendar_factor(self, v: Visits) -> np.ndarray:
+        """Cart-chance multiplier of the visit's day: intent, promotion, remembered prices.
+
+        A promotion's discount d is priced in as any discount, ``(1 - d) ** -sensitivity``. A
+        visitor on a promotion day remembers its price; later the list price is compared with
+        that reference, ``(1 - d_seen) ** (sensitivity x w)``, ``w = reference_weight x
+        exp(-days since / reference_days)``: Greenleaf (1995), promotions lower reference
+        prices and so sales after them.
+        """
+        cal, cfg = self.calendar, self.w.scenario.funnel
+        sens = self.w.pop.price_sensitivity[v.agent].astype(float)
+        d_now = cal.at(cal.discount, v.time)
+        factor = cal.at(cal.intent, v.time) * (1 - d_now) ** -sens
+        if self.ref_seen is not None:
+            since = v.time - self.ref_seen[v.agent]
+            w = cfg.reference_weight * np.exp(-since / cfg.reference_days)
+            factor *= (1 - self.ref_depth[v.agent]) ** (sens * w)
+            seen = d_now > 0
+            self.ref_seen[v.agent[seen]] = v.time[seen]
+            self.ref_depth[v.agent[seen]] = d_now[seen]
+        return factor
 
     def _cart(self, v: Visits) -> Basket:
         cfg = self.w.scenario.funnel
@@ -117,12 +152,15 @@ class Funnel:
         product = v.views[visit, col]
         qty = 1 + (self.draw(v, _S_QTY + slots)[visit, col] < cfg.second_item)
         price = self.w.catalog.price[product]
+        paid = price.copy()
+        if self.calendar is not None:  # a store-wide promotion's discount
+            paid *= 1 - self.calendar.at(self.calendar.discount, v.time[visit])
         return Basket(
             visit=visit.astype(np.int64),
             product=product.astype(np.int64),
             quantity=qty.astype(np.int32),
             list_price=price,
-            price=price.copy(),
+            price=paid,
             tag=np.zeros(len(visit), dtype=np.int16),
         )
 

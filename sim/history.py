@@ -23,7 +23,10 @@ at a time:
   and kept with the checkout's chance (value term, shipping fee), booked with the revenue and
   margin the funnel would book;
 - each order's satisfaction (product quality and price, delivery against the promise, a return)
-  sets the customer's lapse chance and visit hazard until the next, as after a delivery.
+  sets the customer's lapse chance and visit hazard until the next, as after a delivery;
+- satiation (``retention.satiation``) scales the purchase chance of the visits while the
+  post-order boost is above 1% (its term is below e^-16 after that at the defaults); the past
+  has no seasonality, holidays or promotions (the warm-up has them).
 
 What the reduced model leaves out (strategies, review dynamics, a session's other views) the
 full 90-day warm-up then works out from this state. Every draw is keyed on (seed, agent,
@@ -278,7 +281,7 @@ def _history(
     visit weight, lapse weight).
     """
     threshold, fee_on, fee_abandon, topup_rate, price_ref = shipping
-    promise, early_w, late_w, delivery, sat_sd, drop, sat_ref, k_visit, k_lapse = sat
+    promise, early_w, late_w, delivery, sat_sd, drop, sat_ref, k_visit, k_lapse, fed, fed_d = sat
     cheapest = max(price.min(), 1.0) / (1.5 * price_ref)
     n = hi - lo  # agents lo .. hi - 1
     s_step = _S_GRID[1] - _S_GRID[0]
@@ -331,6 +334,7 @@ def _history(
                     break
                 own_visit = uniform_one(key, i, j + 1) * rate < a * (1.0 + boost)
                 p = pb * (stay[i] if own_visit else click_stay[i])
+                p *= 1.0 - fed * np.exp(-(t - last) / fed_d)  # satiation (linear in p_cart)
                 buys = uniform_one(key, i, j + 2) < p
                 lapses = (not buys) and (not lapsed) and uniform_one(key, i, j + 3) < q
                 j += 4
@@ -455,7 +459,8 @@ def draw_history(world) -> None:
     sat_params = (float(am.promise_days), float(am.early_per_day), float(am.late_per_day),
                   float(am.delivery_days), float(am.satisfaction_sd),
                   float(sc.returns.satisfaction_drop), float(ret.satisfaction_reference),
-                  float(ret.satisfaction_visits), float(ret.satisfaction_lapse))  # fmt: skip
+                  float(ret.satisfaction_visits), float(ret.satisfaction_lapse),
+                  float(ret.satiation), float(ret.satiation_days))  # fmt: skip
     args = (
         world.keyed("history"), pop.aware, aware_h, pop.visit_rate * keep, click_h,
         shop.stay, shop.click_stay, shop.aff, shop.s, shop.base,

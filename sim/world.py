@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import simpy
 
-from sim import rng
+from sim import calendar, rng
 from sim.catalog import build_catalog
 from sim.config import PAID_CHANNELS, SOURCES, Scenario
 from sim.eventlog import EventLog, Table
@@ -45,6 +45,7 @@ from sim.tables import MESSAGE_CODE
 
 _DAY_KEY = 1 << 20  # keyed counters use day + _DAY_KEY so warm-up days stay non-negative
 _ORDER_SHIFT = np.int64(1 << 24)
+_BURST_KEY = 1 << 32  # campaign numbers of a promotion's extra newsletters (apart from the cadence's)
 _NPS_NOISE = 1.0  # sd of the 0-10 answer around 2.5 (satisfaction - 1) (assumption)
 CH = {name: i for i, name in enumerate(SOURCES)}
 
@@ -126,6 +127,11 @@ class World:
         self.bounce_by_source = np.array([scenario.funnel.bounce[s] for s in SOURCES])
         self.rate_mult = np.ones(n)
         self.weekday = np.asarray(scenario.traffic.weekday, dtype=float)
+        # Own visits are drawn at the calendar's highest rate and thinned to each day's: the
+        # candidate hazard is the agent's rate x visit_ceiling (1 without holidays or season)
+        self.calendar = calendar.build(scenario)
+        self._traffic_max = float(self.calendar.traffic.max())
+        self.visit_ceiling = self._traffic_max / float(self.weekday.max())
         self.funnel = Funnel(self)
         self._user_counters(n)
         self.audience_share: dict = {}
@@ -183,7 +189,7 @@ class World:
         ids = np.arange(pop.size)
         gap = rng.exponential(self.keyed("first_visit"), ids, 0)
         rate = np.where(pop.aware, pop.visit_rate, self.scenario.traffic.discovery_rate)
-        pop.next_visit = t0 + gap / rate
+        pop.next_visit = t0 + gap / (rate * self.visit_ceiling)
 
     # -- helpers for mechanisms and strategies ---------------------------------------------
     @property
@@ -261,7 +267,7 @@ class World:
         boost = 1.0 + ret.post_purchase_boost * np.exp(-since / ret.boost_days)
         rate = pop.visit_rate[agent] * boost * self.rate_mult[agent]
         rate *= self.sat_visits[agent]
-        rate = np.where(pop.lapsed[agent], rate * ret.lapsed_rate, rate)
+        rate = np.where(pop.lapsed[agent], rate * ret.lapsed_rate, rate) * self.visit_ceiling
         pop.next_visit[agent] = time + gap / np.maximum(rate, 1e-12)
 
     def schedule_visits(self, agent, time, channel: str, recovered=None) -> None:
@@ -574,7 +580,8 @@ class World:
         k = day + _DAY_KEY
         key = self.keyed("own_visits")
         time = np.maximum(pop.next_visit[due], day)
-        keep = rng.uniform(key, due, k * 4) < self.weekday_factor(day) / self.weekday.max()
+        traffic = self.calendar.traffic[day + self.calendar.offset]
+        keep = rng.uniform(key, due, k * 4) < traffic / self._traffic_max
         late = due[~keep]
         self.reschedule(late, time[~keep], rng.exponential(key, late, k * 4 + 1))
         agent, time = due[keep], time[keep]
@@ -668,19 +675,23 @@ class World:
         kinds = {"email": (0, 1, 2), "sms": (3, None, 4)}[kind]
 
         def step(day: int) -> None:
-            if (day - cfg.first_day) % cfg.every_days or (day >= 0 and kind in self.off):
+            if day >= 0 and kind in self.off:
                 return
-            pop = self.pop
-            agent = np.flatnonzero(ok)
-            if not len(agent):
-                return
-            campaign = (day + _DAY_KEY) // cfg.every_days
-            eng = pop.email_engagement[agent]
-            msg = Messages(agent=agent, time=np.full(len(agent), day + 0.375), kind=kind,
-                           campaign=campaign, p_open=np.clip(cfg.open_rate * eng, 0, 1),
-                           p_click=np.clip(cfg.click_rate / cfg.open_rate * eng, 0, 1))  # fmt: skip
-            self.dispatch("on_message", msg)
-            self._send(kind, cfg, msg, ok, kinds, day)
+            campaigns = [] if (day - cfg.first_day) % cfg.every_days else [
+                (day + _DAY_KEY) // cfg.every_days]
+            if kind == "email":  # a promotion's burst: extra newsletters, keyed apart
+                burst = self.calendar.emails.get(day, [])
+                campaigns += [_BURST_KEY + (day + _DAY_KEY) * 8 + i for i in range(len(burst))]
+            for campaign in campaigns:
+                agent = np.flatnonzero(ok)
+                if not len(agent):
+                    return
+                eng = self.pop.email_engagement[agent]
+                msg = Messages(agent=agent, time=np.full(len(agent), day + 0.375), kind=kind,
+                               campaign=campaign, p_open=np.clip(cfg.open_rate * eng, 0, 1),
+                               p_click=np.clip(cfg.click_rate / cfg.open_rate * eng, 0, 1))  # fmt: skip
+                self.dispatch("on_message", msg)
+                self._send(kind, cfg, msg, ok, kinds, day)
 
         return step
 
