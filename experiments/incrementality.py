@@ -42,6 +42,7 @@ from experiments.figures import save_figure  # noqa: E402
 from experiments.texts import strategies_label  # noqa: E402
 from sim import rng  # noqa: E402
 from sim.aggregate import ATTRIBUTION_DAYS  # noqa: E402
+from sim.calendar import build as build_calendar  # noqa: E402
 from sim.config import PAID_CHANNELS, Scenario  # noqa: E402
 from sim.world import Results, World  # noqa: E402
 from strategies import build_strategies  # noqa: E402
@@ -87,8 +88,8 @@ def mmm_table(results: Results) -> pd.DataFrame:
     """mmm.csv: one row per window day of the paid channels' data, the sales and the controls.
 
     Per paid channel ``<channel>_spend``, ``_impressions`` and ``_clicks`` (sessions from it);
-    ``revenue`` and ``orders``; ``weekday`` (0 = Monday); ``holiday`` and ``promotion`` are 0
-    until the world has a calendar.
+    ``revenue`` and ``orders``; ``weekday`` (0 = Monday); ``holiday`` and ``promotion``: 1 on a
+    day a holiday of ``scenario.calendar`` or a promotion covers (:mod:`sim.calendar`).
     """
     sc, days = results.scenario, results.scenario.days
     index = np.arange(days)
@@ -110,8 +111,9 @@ def mmm_table(results: Results) -> pd.DataFrame:
     out["revenue"] = np.bincount(o_day, weights=o["revenue"], minlength=days)[:days]
     out["orders"] = np.bincount(o_day, minlength=days)[:days]
     out["weekday"] = [d.weekday() for d in dates]
-    out["holiday"] = 0
-    out["promotion"] = 0
+    cal = build_calendar(sc)
+    out["holiday"] = cal.holiday[cal.offset : cal.offset + days].astype(int)
+    out["promotion"] = cal.promotion[cal.offset : cal.offset + days].astype(int)
     return out
 
 

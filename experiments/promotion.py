@@ -56,10 +56,10 @@ def _window_orders(results: Results) -> pd.DataFrame:
 def phases_of(scenario: Scenario) -> np.ndarray:
     """Phase index (into PHASES) of each window day."""
     cal = build_calendar(scenario)
-    on = cal.promotion[cal.offset:cal.offset + scenario.days] > 0
+    on = cal.promotion[cal.offset : cal.offset + scenario.days] > 0
     after = np.zeros(scenario.days, bool)
     for day in np.flatnonzero(on):
-        after[day + 1:day + 1 + AFTER_DAYS] = True
+        after[day + 1 : day + 1 + AFTER_DAYS] = True
     return np.where(on, 0, np.where(after, 1, 2))
 
 

@@ -69,6 +69,8 @@ def build(scenario) -> Calendar:
     season = 1 + cal.seasonality * np.cos(2 * np.pi * (doy - cal.peak_day) / 365.25)
     traffic, intent, holiday = weekday * season, np.ones(n), np.zeros(n)
     for name, h in cal.holidays.items():
+        if not cal.use_holidays:
+            break
         for start in holiday_days(scenario, name):
             span = (days >= start) & (days < start + h.days)
             traffic[span] *= h.traffic
@@ -113,9 +115,9 @@ def check(scenario, prefix: str = "scenario") -> None:
             try:
                 dt.date.fromisoformat(p.start)
             except (TypeError, ValueError):
-                allowed = ", ".join(sorted(cal.holidays)) or "none configured"
-                raise ConfigError(f"{key}.start", "a date YYYY-MM-DD or a holiday of "
-                                  f"scenario.calendar.holidays ({allowed})", p.start) from None  # fmt: skip
+                known = ", ".join(sorted(cal.holidays)) or "none configured"
+                allowed = f"a date YYYY-MM-DD or a holiday of scenario.calendar.holidays ({known})"
+                raise ConfigError(f"{key}.start", allowed, p.start) from None
         check_number(p.discount, f"{key}.discount", ge=0, lt=1)
         for i, e in enumerate(p.email_days):
             check_number(e, f"{key}.email_days[{i}]", integer=True)

@@ -222,6 +222,7 @@ class CalendarConfig:
     seasonality: float = 0.0  # amplitude: own visits x (1 + a cos(2 pi (doy - peak_day) / 365))
     peak_day: int = 1  # day of the year (1-366) of the seasonal peak
     holidays: dict[str, HolidayConfig] = field(default_factory=dict)
+    use_holidays: bool = True  # false: no holiday moves traffic or intent (a what-if without)
 
 
 @dataclass

@@ -45,7 +45,7 @@ from sim.tables import MESSAGE_CODE
 
 _DAY_KEY = 1 << 20  # keyed counters use day + _DAY_KEY so warm-up days stay non-negative
 _ORDER_SHIFT = np.int64(1 << 24)
-_BURST_KEY = 1 << 32  # campaign numbers of a promotion's extra newsletters (apart from the cadence's)
+_BURST_KEY = 1 << 32  # campaign numbers of a promotion's extra newsletters (apart from the rest)
 _NPS_NOISE = 1.0  # sd of the 0-10 answer around 2.5 (satisfaction - 1) (assumption)
 CH = {name: i for i, name in enumerate(SOURCES)}
 
@@ -677,8 +677,11 @@ class World:
         def step(day: int) -> None:
             if day >= 0 and kind in self.off:
                 return
-            campaigns = [] if (day - cfg.first_day) % cfg.every_days else [
-                (day + _DAY_KEY) // cfg.every_days]
+            campaigns = (
+                []
+                if (day - cfg.first_day) % cfg.every_days
+                else [(day + _DAY_KEY) // cfg.every_days]
+            )
             if kind == "email":  # a promotion's burst: extra newsletters, keyed apart
                 burst = self.calendar.emails.get(day, [])
                 campaigns += [_BURST_KEY + (day + _DAY_KEY) * 8 + i for i in range(len(burst))]
@@ -687,9 +690,10 @@ class World:
                 if not len(agent):
                     return
                 eng = self.pop.email_engagement[agent]
+                p_click = np.clip(cfg.click_rate / cfg.open_rate * eng, 0, 1)
                 msg = Messages(agent=agent, time=np.full(len(agent), day + 0.375), kind=kind,
                                campaign=campaign, p_open=np.clip(cfg.open_rate * eng, 0, 1),
-                               p_click=np.clip(cfg.click_rate / cfg.open_rate * eng, 0, 1))  # fmt: skip
+                               p_click=p_click)  # fmt: skip
                 self.dispatch("on_message", msg)
                 self._send(kind, cfg, msg, ok, kinds, day)
 

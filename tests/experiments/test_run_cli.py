@@ -99,7 +99,8 @@ BAD = [  # override, the key the message must name, words of what is allowed
     (
         "experiment=nope",
         "experiment",
-        "one of ab_test, baseline, budget, clv, incrementality, power_sim, prices, whatif",
+        "one of ab_test, baseline, budget, clv, incrementality, power_sim, prices, promotion, "
+        "whatif",
     ),
     ("seed=-1", "seed", ">= 0"),
     ("scenario.start_date=2027-02-30", "scenario.start_date", "YYYY-MM-DD"),

@@ -1,0 +1,95 @@
+"""``experiment=promotion``: a promotion's bump, the dip after it, and its net effect."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from test_run_cli import assert_invalid, assert_rejected, run_cli
+
+from experiments import promotion, worlds
+from experiments.config import load_scenario
+from sim.calendar import build as build_calendar
+
+
+@pytest.fixture(scope="module")
+def sale():
+    """The winter sale, 30% off for 14 days from day 31, at 50,000 agents: with and without."""
+    sc = load_scenario(["promotion=[winter_sale]", "scenario.population.size=50000",
+                        "scenario.promotions.winter_sale.discount=0.3",
+                        "scenario.promotions.winter_sale.days=14"])  # fmt: skip
+    with_ = worlds.plain(sc, 42)
+    without = worlds.plain(dataclasses.replace(sc, promotions={}), 42)
+    phase = promotion.phases_of(sc)
+    return (
+        sc,
+        promotion.daily(without, with_, sc.days, sc.start),
+        promotion.phase_table(without, with_, phase).set_index("phase"),
+        phase,
+    )
+
+
+def test_nothing_changes_before_the_promotion(sale):
+    sc, daily, _, phase = sale
+    start = sc.day_of(sc.promotions["winter_sale"].start)
+    assert phase[start] == 0 and (phase[:start] == 2).all()
+    # common random numbers: nobody can react to a promotion that has not begun
+    for key in promotion.KEYS:
+        assert (daily[f"{key}_diff"][:start] == 0).all(), key
+
+
+def test_bump_dip_and_net(sale):
+    _, daily, phases, _ = sale
+    during, after, whole = (phases.loc[p] for p in (promotion.PHASES[0], promotion.PHASES[1],
+                                                    promotion.PHASES[3]))  # fmt: skip
+    # seeds 42 and 7 (paired, one SE): during +121 +- 12 and +111 +- 11 orders; after -12 +- 5
+    # both; the whole window's margin -5,137 +- 815 and -4,975 +- 910
+    assert during["orders_diff"] > 5 * during["orders_diff_se"]  # the bump
+    assert after["orders_diff"] < 0  # the dip: expected ~2.4 SE below zero
+    assert whole["margin_diff"] < -3 * whole["margin_diff_se"]  # a discount on orders anyway
+    assert whole["orders_diff"] > 0  # more orders, less margin: the net is the question
+    for key in promotion.KEYS:  # the phases add up to the days
+        assert daily[f"{key}_diff"].sum() == pytest.approx(whole[f"{key}_diff"], rel=1e-9, abs=1e-6)
+
+
+def test_promotion_prices_are_paid_on_its_days():
+    """An order on a promotion day pays the discounted price, and only then."""
+    sc = load_scenario(["promotion=[winter_sale]", "scenario.population.size=20000"])
+    cal = build_calendar(sc)
+    start = sc.day_of("2027-02-01")
+    assert cal.discount[start + cal.offset] == pytest.approx(0.2)
+    assert cal.discount[start + cal.offset - 1] == 0 and cal.discount[start + 7 + cal.offset] == 0
+    assert sorted(cal.emails) == [start, start + 3]
+    r = worlds.plain(sc, 5)
+    o = r.orders[r.orders["time"] >= 0]
+    day = np.floor(o["time"].to_numpy())
+    on = (day >= start) & (day < start + 7)
+    # orders in the sale carry 20% of their list value as discount (top-ups to the free-shipping
+    # threshold are added at list price, so a little less)
+    share = o["discount"][on].sum() / (o["revenue"][on].sum() + o["discount"][on].sum())
+    assert 0.17 < share <= 0.2 + 1e-9
+    assert o["discount"][~on].sum() == 0
+
+
+def test_promotion_command_writes_its_outputs(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("experiment=promotion", "scenario.population.size=3000", "progress=false",
+                   "output.events=false", f"hydra.run.dir={out}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for name in ("promotion.csv", "promotion_phases.csv", "promotion.png", "daily.csv",
+                 "kpis_over_time.png", "report.html", "run.json"):  # fmt: skip
+        assert (out / name).exists(), name
+    assert "after 14 days" in proc.stdout
+
+
+def test_promotion_bad_input(tmp_path):
+    assert_rejected(tmp_path, "experiment=promotion", "promotion=[]", key="promotion",
+                    allowed="at least one promotion")  # fmt: skip
+    sale = "scenario.promotions.winter_sale"
+    assert_invalid("promotion=[winter_sale]", f"{sale}.start=someday", key=f"{sale}.start",
+                   allowed="a date YYYY-MM-DD or a holiday")  # fmt: skip
+    assert_invalid("promotion=[winter_sale]", f"{sale}.discount=1", key=f"{sale}.discount",
+                   allowed="< 1")  # fmt: skip
+    month = "scenario.calendar.holidays.black_friday.month"
+    assert_invalid(f"{month}=13", key=month, allowed="<= 12")
+    assert_invalid("scenario.calendar.seasonality=1.5", key="scenario.calendar.seasonality",
+                   allowed="< 1")  # fmt: skip
