@@ -149,8 +149,10 @@ def window_spend(results: Results, channel: str) -> float:
     """The window's spend on a channel; retargeting: every cost the strategy books."""
     c = results.costs[results.costs["day"] >= 0]
     kind = c["kind"].astype(str)
-    mine = kind.str.startswith("retargeting_") if channel == "retargeting" else (
-        kind == SPEND_KINDS[channel])  # fmt: skip
+    if channel == "retargeting":  # its messages and its ads (booked as ad spend)
+        mine = kind.str.startswith("retargeting_") | (kind == "ad_retargeting")
+    else:
+        mine = kind == SPEND_KINDS[channel]
     return float(c.loc[mine.to_numpy(), "amount"].sum())
 
 

@@ -133,6 +133,10 @@ class FunnelConfig:
     # dearer, priced in with the shopper's sensitivity (the post-promotion dip)
     reference_weight: float = 0.0
     reference_days: float = 1.0
+    # Saved carts: a cart left is still there on the shopper's next visit within cart_days,
+    # taken up with chance cart_return (the shopper came back for it, no reminder needed)
+    cart_return: float = 0.0
+    cart_days: float = 1.0
 
 
 @dataclass
@@ -172,6 +176,10 @@ class RetentionConfig:
     # last order / satiation_days)); what makes a promotion's pulled-forward orders leave a dip
     satiation: float = 0.0
     satiation_days: float = 1.0
+    # After leaving a cart (saved: funnel.cart_return > 0) the visit hazard x (1 + cart_boost
+    # exp(-days since / cart_boost_days)): shoppers come back for their carts
+    cart_boost: float = 0.0
+    cart_boost_days: float = 1.0
 
 
 @dataclass
@@ -305,14 +313,14 @@ _PROBABILITIES = {
     "second_item", "survey_rate", "review_rate", "lapse_per_visit", "bounce", "express_share",
     "fee_abandon", "topup_rate", "rate_by_category", "salvage_share", "signup_checkout",
     "signup_popup", "welcome_open_rate", "welcome_click_rate", "satiation",
-    "reference_weight",
+    "reference_weight", "cart_return",
 }  # fmt: skip
 _POSITIVE = {
     "size", "days", "n_products", "n_categories", "price_median", "price_scale", "cpm",
     "every_days", "delivery_days", "affinity_concentration", "visit_rate_shape", "price_reference",
     "boost_days", "saturation_frequency", "horizon_days", "promise_days", "express_days",
     "welcome_every_days", "satiation_days",
-    "reference_days",
+    "reference_days", "cart_days", "cart_boost_days",
 }  # fmt: skip
 _INTEGERS = {
     "size", "days", "warmup_days", "n_products", "n_categories", "complements", "horizon_days",

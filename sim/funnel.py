@@ -17,7 +17,7 @@ MAX_VIEWS = 6
 SLOTS = 64  # keyed-draw slots per session
 _S_BOUNCE, _S_PAGES, _S_NVIEWS, _S_QUIZ, _S_CHECKOUT, _S_PURCHASE, _S_LAPSE, _S_NEXT = range(8)
 _S_CAT, _S_PROD, _S_CART, _S_QTY = 8, 16, 24, 32  # + view index
-_S_TOPUP, _S_POPUP, _S_SIGNUP = 40, 41, 42
+_S_TOPUP, _S_POPUP, _S_SIGNUP, _S_RESUME = 40, 41, 42, 43
 _SESSION_SHIFT = np.int64(1 << 24)
 
 
@@ -83,17 +83,39 @@ class Funnel:
             p_bounce=w.bounce_by_source[channel] + cfg.mobile_bounce * pop.device[agent],
             extra_pages=np.full(len(agent), cfg.extra_pages),
         )
+        self._resumed = self._resume(v)
         w.dispatch("on_session_start", v)
-        bounced = (self.draw(v, _S_BOUNCE) < v.p_bounce) & ~recovered
+        bounced = (self.draw(v, _S_BOUNCE) < v.p_bounce) & ~recovered & ~self._resumed
         pages = np.where(
             bounced, 1, 2 + np.floor(rng.exponential(self.key, agent, session_no * SLOTS + _S_PAGES)
                                      * np.maximum(v.extra_pages - 0.5, 0.0))
         ).astype(np.int32)  # fmt: skip
         self._views(v, pages, bounced)
+        back = np.flatnonzero(self._resumed)
+        if len(back):  # the saved cart's product is there again, first
+            v.views[back, 0] = w.saved_product[agent[back]]
         w.dispatch("on_view", v)
         basket = self._cart(v)
         w.dispatch_basket(v, basket)
         self._checkout(v, basket, bounced, pages)
+
+    def _resume(self, v: Visits) -> np.ndarray:
+        """Which visits take up the agent's saved cart (not a reminder's: those are recovered).
+
+        A cart left within ``funnel.cart_days`` is still in the store (the saved cart); on the
+        agent's next visit it is taken up with chance ``funnel.cart_return`` (the shopper came
+        back for it: no bounce, its first product in the cart, the normal checkout) or let go.
+        """
+        cfg, w = self.w.scenario.funnel, self.w
+        resumed = np.zeros(len(v), dtype=bool)
+        if cfg.cart_return <= 0:
+            return resumed
+        rows = np.flatnonzero((v.time - w.saved_at[v.agent] <= cfg.cart_days) & ~v.recovered)
+        if len(rows):
+            back = self.draw_rows(v, rows, _S_RESUME) < cfg.cart_return
+            resumed[rows[back]] = w.saved_product[v.agent[rows[back]]] >= 0
+            w.saved_at[v.agent[rows]] = -np.inf  # seen: taken up or let go
+        return resumed
 
     def _views(self, v: Visits, pages: np.ndarray, bounced: np.ndarray) -> None:
         w, pop, cfg = self.w, self.w.pop, self.w.scenario.funnel
@@ -146,8 +168,9 @@ class Funnel:
         slots = np.arange(MAX_VIEWS)
         p_cart = np.clip(v.p_cart, 0.0, 1.0)
         added = (self.draw(v, _S_CART + slots) < p_cart) & (v.views >= 0)
-        if v.recovered.any():  # a recovered cart comes back with its first viewed item in it
-            added[v.recovered, 0] = v.views[v.recovered, 0] >= 0
+        back = v.recovered | self._resumed
+        if back.any():  # a recovered or saved cart comes back with its first viewed item in it
+            added[back, 0] = v.views[back, 0] >= 0
         visit, col = np.nonzero(added)
         product = v.views[visit, col]
         qty = 1 + (self.draw(v, _S_QTY + slots)[visit, col] < cfg.second_item)
@@ -228,6 +251,14 @@ class Funnel:
         bought = np.zeros(m, dtype=bool)
         bought[rows] = self.draw_rows(v, rows, _S_PURCHASE) < np.clip(v.p_purchase[rows], 0, 1)
         v.purchased = bought
+        if w.scenario.funnel.cart_return > 0:  # a cart left is saved; an order empties it
+            left = has_cart & ~bought
+            rows = np.flatnonzero(left | bought)[::-1]  # the batch is in time order: latest first
+            rows = rows[np.unique(v.agent[rows], return_index=True)[1]]  # each agent's last
+            first = np.full(m, -1, dtype=np.int64)
+            first[carts] = b.product[first_line]
+            w.saved_at[v.agent[rows]] = np.where(left[rows], v.time[rows], -np.inf)
+            w.saved_product[v.agent[rows]] = np.where(left[rows], first[rows], -1)
         rows = np.flatnonzero(pop.n_sessions[v.agent] == 1)
         quiz = np.zeros(m, dtype=bool)
         quiz[rows] = self.draw_rows(v, rows, _S_QUIZ) < w.scenario.population.quiz_rate

@@ -143,6 +143,12 @@ class World:
         # (kept per agent so the hot paths gather instead of recomputing; see _feel).
         self.sat_visits = np.ones(n, dtype=np.float32)
         self.sat_lapse = np.ones(n, dtype=np.float32)
+        self.email_left = np.zeros(n, dtype=bool)  # unsubscribed from e-mail (never mailed again)
+        self.saved_at = np.full(n, -np.inf)  # when the agent's last cart was left (saved cart)
+        self.saved_product = np.full(n, -1, dtype=np.int64)  # its first product
+        # Each agent's candidate own-visit hazard, set at its last visit (reschedule) and kept
+        # through thinned candidates, so thinning at any ceiling gives the same visit process
+        self.candidate_rate = np.ones(n)
         self._queued: list[tuple] = []
         self._schedule_first_visits()
         draw_history(self)  # a past of orders; reschedules its customers' first visits
@@ -189,7 +195,8 @@ class World:
         ids = np.arange(pop.size)
         gap = rng.exponential(self.keyed("first_visit"), ids, 0)
         rate = np.where(pop.aware, pop.visit_rate, self.scenario.traffic.discovery_rate)
-        pop.next_visit = t0 + gap / (rate * self.visit_ceiling)
+        self.candidate_rate = rate * self.visit_ceiling
+        pop.next_visit = t0 + gap / self.candidate_rate
 
     # -- helpers for mechanisms and strategies ---------------------------------------------
     @property
@@ -200,6 +207,14 @@ class World:
     def date(self, day: int) -> dt.date:
         """Calendar date of a day number."""
         return self.scenario.start + dt.timedelta(days=int(day))
+
+    def email_known(self, agent: np.ndarray) -> np.ndarray:
+        """Whether the store may e-mail each agent about its own cart.
+
+        On the list, or a past buyer (the address given at checkout) who never unsubscribed.
+        """
+        pop = self.pop
+        return pop.email_ok[agent] | ((pop.n_orders[agent] > 0) & ~self.email_left[agent])
 
     def weekday_factor(self, day: int) -> float:
         """Traffic multiplier of a day's weekday."""
@@ -266,9 +281,14 @@ class World:
         since = time - pop.last_order[agent]
         boost = 1.0 + ret.post_purchase_boost * np.exp(-since / ret.boost_days)
         rate = pop.visit_rate[agent] * boost * self.rate_mult[agent]
+        if ret.cart_boost > 0:  # a shopper who just left a cart comes back soon for it
+            rate = rate * (
+                1 + ret.cart_boost * np.exp(-(time - self.saved_at[agent]) / ret.cart_boost_days)
+            )
         rate *= self.sat_visits[agent]
         rate = np.where(pop.lapsed[agent], rate * ret.lapsed_rate, rate) * self.visit_ceiling
-        pop.next_visit[agent] = time + gap / np.maximum(rate, 1e-12)
+        self.candidate_rate[agent] = np.maximum(rate, 1e-12)
+        pop.next_visit[agent] = time + gap / self.candidate_rate[agent]
 
     def schedule_visits(self, agent, time, channel: str, recovered=None) -> None:
         """Schedule visits at future exact times (follow-ups: reminders, ads); one process."""
@@ -538,6 +558,7 @@ class World:
         nxt = pop.next_visit[agent]
         move = np.isfinite(nxt) & (nxt >= np.floor(self.env.now) + 1)
         pop.next_visit[agent[move]] = time[move] + (nxt[move] - time[move]) / change[move]
+        self.candidate_rate[agent] *= change
 
     def _returns(self, agent, time, order_id, product, value, margin) -> None:
         """Returned orders: refund, the margin lost, handling; booked as ledger kind "returns".
@@ -582,8 +603,9 @@ class World:
         time = np.maximum(pop.next_visit[due], day)
         traffic = self.calendar.traffic[day + self.calendar.offset]
         keep = rng.uniform(key, due, k * 4) < traffic / self._traffic_max
-        late = due[~keep]
-        self.reschedule(late, time[~keep], rng.exponential(key, late, k * 4 + 1))
+        late = due[~keep]  # thinned: the next candidate at the same hazard
+        gap = rng.exponential(key, late, k * 4 + 1)
+        pop.next_visit[late] = time[~keep] + gap / self.candidate_rate[late]
         agent, time = due[keep], time[keep]
         organic = ~pop.aware[agent] | (
             rng.uniform(key, agent, k * 4 + 2) < self.scenario.traffic.organic_share
@@ -712,6 +734,8 @@ class World:
         p_unsub = min(cfg.unsubscribe * (7.0 / cfg.every_days) ** cfg.fatigue, 1.0)
         unsub = rng.uniform(key, agent, k + 2) < p_unsub
         ok[agent[unsub]] = False
+        if kind == "email":
+            self.email_left[agent[unsub]] = True
         self.ledger.book_by_arm(kind, np.full(len(agent), cfg.cost_per_send), pop.arm[agent], day)
         t_open = msg.time + 0.5 * rng.uniform(key, agent, k + 3)
         t_click = t_open + 0.02
@@ -767,6 +791,7 @@ class World:
         clicked = opened & (u[:, 1] < np.clip(click_given_open * eng, 0, 1))
         unsub = u[:, 2] < cfg.unsubscribe
         self.pop.email_ok[agent[unsub]] = False
+        self.email_left[agent[unsub]] = True
         cost = np.full(len(agent), cfg.cost_per_send)
         self.ledger.book_by_arm("email", cost, self.pop.arm[agent], day)
         t_send = np.full(len(agent), day + 0.375)

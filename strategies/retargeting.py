@@ -178,8 +178,8 @@ class Retargeting(Strategy):
         """Send one channel's reminders (skip buyers and the unsubscribed); clicks are visits."""
         c, pop = self.config, world.pop
         ok = (pop.last_order[agent] < abandoned) & (self.last_flow[agent] == abandoned)
-        if channel == "email":
-            ok &= pop.email_ok[agent]
+        if channel == "email":  # subscribers and past buyers who never unsubscribed
+            ok &= world.email_known(agent)
         elif channel == "sms":
             ok &= pop.sms_ok[agent]
         agent, send, delay = agent[ok], (abandoned + delay)[ok], delay[ok]
@@ -195,12 +195,18 @@ class Retargeting(Strategy):
         p_click = click * np.exp(-delay / c.recovery_decay_days)
         clicked = self.uniform(agent, k) < p_click * self.responsiveness(world, agent)
         code = self.channel[channel]
-        self.book(world, channel, np.full(len(agent), cost), agent, int(np.floor(send.min())))
+        amounts, day = np.full(len(agent), cost), int(np.floor(send.min()))
+        if channel == "ads":  # ad spend (ad_spend, ROAS, CAC), apart from the paid channels'
+            world.ledger.book_by_arm("ad_retargeting", amounts, pop.arm[agent], day)
+        else:
+            self.book(world, channel, amounts, agent, day)
         world.log.add("reminder_send", send, agent, channel=code, value=cost)
         if channel != "ads":
             p_unsub = c.unsubscribe * (1 + c.fatigue * self.sent[agent])
             unsub = self.uniform(agent, k + 1) < p_unsub
             (pop.email_ok if channel == "email" else pop.sms_ok)[agent[unsub]] = False
+            if channel == "email":
+                world.email_left[agent[unsub]] = True
             world.log.add("reminder_unsubscribe", send[unsub], agent[unsub], channel=code)
         self.sent[agent] += 1
         who = agent[clicked]

@@ -102,6 +102,7 @@ class WinBack(Strategy):
         self.received = np.zeros(n, dtype=np.int32)  # win-back e-mails so far (keyed counter)
         self.opened_at = np.full(n, -np.inf)  # open time of the incentive held (-inf: none)
         self.pending = np.zeros(n)  # discount (dollars) applied to an open cart
+        self.pending_time = np.full(n, np.nan)  # time of the visit that cart belongs to
         self.channel = SOURCES.index("email")
         self.redeemed_orders = 0
         self.redeemed_discount = 0.0
@@ -142,6 +143,7 @@ class WinBack(Strategy):
         self.received[agent] += 1
         self.opened_at[agent[opened]] = t_open[opened]
         pop.email_ok[agent[unsub]] = False
+        world.email_left[agent[unsub]] = True
         log.add("winback_send", time, agent, channel=ch, value=c.discount)
         log.add("winback_open", t_open[opened], agent[opened], channel=ch)
         log.add("winback_click", t_click[clicked], agent[clicked], channel=ch)
@@ -174,6 +176,7 @@ class WinBack(Strategy):
         given = np.bincount(basket.visit[lines], weights=before * self.config.discount,
                             minlength=len(visits))  # fmt: skip
         self.pending[visits.agent[sel]] = given[sel]
+        self.pending_time[visits.agent[sel]] = visits.time[sel]  # the visit whose cart it is
 
     def on_abandon(self, world, carts, sel) -> None:
         """An abandoned cart keeps the incentive."""
@@ -182,7 +185,8 @@ class WinBack(Strategy):
     def on_purchase(self, world, carts, sel) -> None:
         """The order uses the incentive up."""
         agent = carts.agent[sel]
-        used = self.pending[agent] > 0
+        # that visit's cart only (an agent may have two visits in one day's batch)
+        used = (self.pending[agent] > 0) & (self.pending_time[agent] == carts.time[sel])
         sel, agent = sel[used], agent[used]
         if not len(sel):
             return

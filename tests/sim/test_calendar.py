@@ -58,13 +58,13 @@ def test_a_holiday_multiplies_its_own_visits():
         s = s[s["time"] >= 0]
         counts.append(np.bincount(np.floor(s["time"]).astype(int), minlength=20))
     plain, holiday = counts
-    on = np.arange(10, 15)
-    off = np.setdiff1d(np.arange(20), on)
+    on, before = np.arange(10, 15), np.arange(10)
     # ~260 own visits a day at 80,000 agents: the 5 days hold ~1,300 (Poisson), so the ratio's
     # SD is ~2 sqrt(1/1300 + 1/2600) ~ 0.07: 2 +- 0.2 is 3 SD
     assert holiday[on].sum() / plain[on].sum() == pytest.approx(2.0, abs=0.2)
-    # the other 15 days: ~3,900 each, their difference's SD ~90 (2.3%): 7% is 3 SD
-    assert holiday[off].sum() == pytest.approx(plain[off].sum(), rel=0.07)
+    # the 10 days before: ~2,600 each, their difference's SD ~72 (2.8%): 8.5% is 3 SD. (Days
+    # after differ for a reason: the holiday's extra visits lapse some agents, lapse_per_visit.)
+    assert holiday[before].sum() == pytest.approx(plain[before].sum(), rel=0.085)
 
 
 def test_black_friday_week_is_above_the_weeks_around_it():

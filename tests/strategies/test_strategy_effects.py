@@ -103,7 +103,7 @@ def test_retargeting_recovers_carts_at_a_cost(store):
     assert events["cart_recovered"] == strategy.recovered_orders > 50
     assert events["reminder_send"] > events["reminder_click"] > events["cart_recovered"]
     costs = with_.costs.groupby("kind", observed=True)["amount"].sum()
-    for kind in ("retargeting_email", "retargeting_sms", "retargeting_ads"):
+    for kind in ("retargeting_email", "retargeting_sms", "ad_retargeting"):  # its ads: ad spend
         assert costs[kind] > 0, kind
     plain = store.run(size=SIZE_LARGE)[1].pop
     # Some who stay on the email / SMS lists without reminders leave them with reminders.
@@ -167,4 +167,4 @@ def test_strategies_stack(store):
     assert revenue > Z * revenue_se, (revenue, revenue_se)
     assert world.strategies[0].recovered_orders > 0
     kinds = set(stacked.costs["kind"])
-    assert {"retargeting_email", "retargeting_ads"} <= kinds
+    assert {"retargeting_email", "ad_retargeting"} <= kinds

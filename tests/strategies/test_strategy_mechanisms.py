@@ -274,3 +274,29 @@ def test_nothing_before_the_launch_day(store, name):
     assert np.array_equal(snapshot[0], visits.views) and np.array_equal(snapshot[1], visits.p_cart)
     assert np.array_equal(snapshot[2], basket.price) and np.all(carts.p_review == 0.06)
     assert world.ledger.kind == []
+
+
+def test_retargeting_emails_past_buyers_off_the_list_but_never_the_unsubscribed(store):
+    world, rt = _world(store, "retargeting")
+    pop = world.pop
+    pop.email_ok[:] = False
+    pop.n_orders[:] = 0
+    pop.n_orders[: M // 2] = 1  # buyers: the store has the address they gave at checkout
+    world.email_left[: M // 4] = True  # a quarter unsubscribed once
+    pop.last_order[:] = 5.0  # before the abandonment at 10.0
+    rt.last_flow[:] = 10.0
+    rt._send(world, "email", np.full(M, 0.04), np.arange(M), np.full(M, 10.0))
+    assert (rt.sent[M // 4 : M // 2] == 1).all()
+    assert rt.sent[: M // 4].sum() == 0 and rt.sent[M // 2 :].sum() == 0
+
+
+def test_retargeting_ads_are_ad_spend(store):
+    world, rt = _world(store, "retargeting")
+    world.pop.last_order[:] = 5.0
+    rt.last_flow[:] = 10.0
+    rt._send(world, "ads", np.full(M, 1.0), np.arange(M), np.full(M, 10.0))
+    kinds = list(world.ledger.kind)
+    assert "ad_retargeting" in kinds and not any(k.startswith("retargeting_") for k in kinds)
+    spent = sum(a for k, a in zip(kinds, world.ledger.amount, strict=True) if k == "ad_retargeting")
+    c = rt.config
+    assert spent == pytest.approx(M * c.impressions_per_step * c.ad_cpm / 1000, rel=1e-9)
