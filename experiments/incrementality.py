@@ -18,10 +18,13 @@ the all-on world's days are a marketing-mix testbed: :func:`mmm_table` and :func
 Incrementality experiments (Blake, Nosko & Tadelis 2015 on eBay's search ads; Gordon et al.
 2019 on Facebook lift tests) find last-click attribution overstates what ads add, most of all
 for branded search, whose clicks replace visits people were about to make. The world has that
-one substitution (``channels.paid_search.brand_capture``: aware agents searching for the store
-by name click its ad instead of its organic result); social and display clicks are still all
-new visits, and abandoners never return for their carts unreminded, so their incremental
-returns come out about at the attributed ones.
+substitution (``channels.paid_search.brand_capture``: aware agents searching for the store by
+name click its ad instead of its organic result) and saved carts that abandoners take up on
+their own (``funnel.cart_return``); social and display clicks are still all new visits.
+
+Beside last click, four multi-touch models (:func:`multi_touch`: first click, linear,
+position-based, time decay) split each order over a touch table (:func:`touch_table`): clicks,
+and ad impressions drawn per person by a world run with ``touches=True`` (view-through).
 """
 
 from __future__ import annotations
@@ -52,6 +55,13 @@ COLUMNS = ["channel", "spend", "attributed_revenue", "incremental_revenue",
            "incremental_revenue_se", "attributed_roas", "incremental_roas",
            "incremental_roas_se"]  # fmt: skip
 SPEND_KINDS = {**{c: f"ad_{c}" for c in PAID_CHANNELS}, "email": "email", "sms": "sms"}
+LABELS = (*CHANNELS, "retargeting")  # every channel an order can be credited to
+VIEW_DAYS = 1.0  # view-through window: an impression up to a day before an order (assumption, a
+# common ad-platform default; clicks count 7 days, as last click)
+HALF_LIFE = 7.0  # time decay: a touch's weight halves every 7 days before the order (assumption,
+# Google Analytics' former default)
+MODELS = ("first_click", "linear", "position_based", "time_decay")
+COLUMNS += [f"attributed_revenue_{m}" for m in MODELS]
 
 
 def budget_walks(seed: int, days: int, sd: float, corr: float) -> dict[str, np.ndarray]:
@@ -73,15 +83,15 @@ def budget_walks(seed: int, days: int, sd: float, corr: float) -> dict[str, np.n
 
 
 def run_world(scenario: Scenario, seed: int, strategy: dict, off: tuple[str, ...],
-           budgets: dict | None = None) -> Results:  # fmt: skip
+              budgets: dict | None = None, touches: bool = False) -> Results:  # fmt: skip
     """The store with the strategies on everyone, ``off`` channels and ``budgets`` multipliers.
 
     ``off``: channels switched off from day 0; ``budgets``: per paid channel, its budget's
-    multiplier on each window day.
+    multiplier on each window day; ``touches``: also draw the impressions per person.
     """
     hooks = build_strategies(worlds.specs(strategy, ["all"]), ["all"])
     return World(scenario, seed, hooks, arm_names=("all",), events=False, off=off,
-                 budget_multipliers=budgets).run()  # fmt: skip
+                 budget_multipliers=budgets, touches=touches).run()  # fmt: skip
 
 
 def mmm_table(results: Results) -> pd.DataFrame:
@@ -145,6 +155,69 @@ def last_click(sessions: pd.DataFrame) -> pd.Series:
     return out.reindex(labels, fill_value=0.0)
 
 
+def touch_table(results: Results) -> pd.DataFrame:
+    """Per user, every ad impression (``click`` False) and click (True) with its time and channel.
+
+    Clicks are the sessions from a paid ad, an e-mail, an SMS or a retargeting reminder
+    (``recovered``: channel ``retargeting``); impressions are those a world run with
+    ``touches=True`` drew per person (``Results.views``; paid channels only, not retargeting's
+    ads). For this experiment only: events.parquet has no impressions.
+    """
+    s = results.sessions
+    channel = s["channel"].astype(str)
+    if "recovered" in s:
+        channel = channel.where(~s["recovered"].to_numpy(), "retargeting")
+    mine = channel.isin(LABELS).to_numpy()
+    parts = [pd.DataFrame({"user_id": s["user_id"].to_numpy()[mine],
+                           "time": s["time"].to_numpy()[mine],
+                           "channel": channel.to_numpy()[mine], "click": True})]  # fmt: skip
+    if results.views is not None:
+        v = results.views
+        parts.append(pd.DataFrame({"user_id": v["user_id"].to_numpy(), "time": v["time"].to_numpy(),
+                                   "channel": v["channel"].astype(str).to_numpy(),
+                                   "click": False}))  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
+
+
+def multi_touch(sessions: pd.DataFrame, touches: pd.DataFrame) -> pd.DataFrame:
+    """Window revenue per channel (rows) under four attribution models (columns, ``MODELS``).
+
+    An order's touches are its user's clicks within 7 days before it (its own session included)
+    and impressions within ``VIEW_DAYS``. First click: the whole order to the earliest click.
+    Linear: equal shares to every touch. Position-based: 40% to the first touch, 40% to the
+    last, 20% shared by those between (one touch: all; two: half each). Time decay: shares
+    ``2 ** (-age / HALF_LIFE)``, normalised. Orders without a touch go to no channel.
+    """
+    s = sessions[sessions["time"].to_numpy() >= 0]
+    buys = s.loc[s["purchased"].to_numpy(), ["user_id", "time", "revenue"]]
+    buys = buys.reset_index(drop=True).assign(order=lambda d: np.arange(len(d)))
+    t = touches[touches["user_id"].isin(buys["user_id"])]
+    j = buys.merge(t.rename(columns={"time": "touch_time"}), on="user_id")
+    age = j["time"].to_numpy() - j["touch_time"].to_numpy()
+    limit = np.where(j["click"].to_numpy(), ATTRIBUTION_DAYS, VIEW_DAYS)
+    keep = (age >= 0) & (age <= limit)
+    j = j[keep].assign(age=age[keep]).sort_values(["order", "touch_time"], kind="stable")
+    out = pd.DataFrame(0.0, index=list(LABELS), columns=list(MODELS))
+    if not len(j):
+        return out
+    order = j["order"].to_numpy()
+    k = j.groupby("order")["age"].transform("size").to_numpy()
+    pos = j.groupby("order").cumcount().to_numpy()
+    revenue, channel = j["revenue"].to_numpy(), j["channel"].to_numpy()
+    first = j[j["click"].to_numpy()].groupby("order").head(1)
+    out["first_click"] = first.groupby("channel")["revenue"].sum().reindex(LABELS, fill_value=0)
+    ends = np.select([k == 1, k == 2], [1.0, 0.5], 0.4)
+    middle = 0.2 / np.maximum(k - 2, 1)
+    decay = 2.0 ** (-j["age"].to_numpy() / HALF_LIFE)
+    shares = {"linear": 1.0 / k,
+              "position_based": np.where((pos == 0) | (pos == k - 1), ends, middle),
+              "time_decay": decay / np.bincount(order, weights=decay)[order]}  # fmt: skip
+    for model, share in shares.items():
+        credit = pd.Series(revenue * share).groupby(channel).sum()
+        out[model] = credit.reindex(LABELS, fill_value=0.0)
+    return out
+
+
 def window_spend(results: Results, channel: str) -> float:
     """The window's spend on a channel; retargeting: every cost the strategy books."""
     c = results.costs[results.costs["day"] >= 0]
@@ -165,10 +238,11 @@ def evaluate(scenario: Scenario, seed: int, strategy: dict | None = None,
     in every world; ``keep``: a dict that receives the all-on world as ``keep["on"]``.
     """
     strategy = strategy or {}
-    on = run_world(scenario, seed, strategy, (), budgets)
+    on = run_world(scenario, seed, strategy, (), budgets, touches=True)
     if keep is not None:
         keep["on"] = on
     attributed = last_click(on.sessions)
+    models = multi_touch(on.sessions, touch_table(on))
     revenue_on = on.users["revenue"].to_numpy(float)
     rows = []
     if "retargeting" in strategy:
@@ -184,6 +258,8 @@ def evaluate(scenario: Scenario, seed: int, strategy: dict | None = None,
         se = float(np.sqrt(len(d) * np.var(d, ddof=1)))
         row = {"channel": channel, "spend": spend, "attributed_revenue": attributed[channel],
                "incremental_revenue": float(d.sum()), "incremental_revenue_se": se}  # fmt: skip
+        for model in MODELS:
+            row[f"attributed_revenue_{model}"] = float(models.loc[channel, model])
         with np.errstate(divide="ignore", invalid="ignore"):
             row["attributed_roas"] = row["attributed_revenue"] / spend if spend else np.nan
             row["incremental_roas"] = row["incremental_revenue"] / spend if spend else np.nan
@@ -217,6 +293,31 @@ def figure(table: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
+MODEL_NAMES = {"attributed_revenue": "last click",
+               **{f"attributed_revenue_{m}": m.replace("_", " ") for m in MODELS}}  # fmt: skip
+
+
+def models_figure(table: pd.DataFrame, path: Path) -> None:
+    """Per channel: the truth (incremental revenue, 95% bar) beside each attribution model."""
+    fig, ax = plt.subplots(figsize=(9.5, 4.4))
+    x = np.arange(len(table))
+    width = 0.8 / (len(MODEL_NAMES) + 1)
+    ax.bar(x - 0.4 + width / 2, table["incremental_revenue"], width,
+           yerr=1.96 * table["incremental_revenue_se"], capsize=3, color="black",
+           label="incremental (the truth, 95%)")  # fmt: skip
+    for i, (col, name) in enumerate(MODEL_NAMES.items(), start=1):
+        ax.bar(x - 0.4 + width * (i + 0.5), table[col], width, label=name)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(x, table["channel"])
+    ax.set_ylabel("window revenue ($)")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.set_title("Attribution models against the truth (the channel switched off, same world)",
+                 fontsize=10)  # fmt: skip
+    ax.legend(fontsize=8, ncol=3, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    save_figure(fig, path)
+
+
 def table_text(table: pd.DataFrame) -> str:
     """A readable incrementality.csv."""
     lines = [f"{'channel':<12} {'spend':>10} {'attributed':>11} {'incremental':>20} "
@@ -227,6 +328,15 @@ def table_text(table: pd.DataFrame) -> str:
                      f"{r['attributed_roas']:>10.2f} {r['incremental_roas']:>8.2f} +- "
                      f"{r['incremental_roas_se']:.2f}")  # fmt: skip
     return "\n".join(lines)
+
+
+MODELS_TEXT = (
+    "Each model splits each window order's revenue over its user's touches: clicks (paid ads, "
+    "e-mail, SMS, retargeting reminders) within 7 days before it and ad impressions within a "
+    "day (view-through). First click: all to the earliest click; linear: equal shares; "
+    "position-based: 40% first, 40% last, 20% between; time decay: halving every 7 days. Last "
+    "click counts clicks only. Beside them, the truth: the revenue lost when the channel is off."
+)
 
 
 def run(cfg, scenario: Scenario, out_dir: Path) -> dict:
@@ -240,6 +350,7 @@ def run(cfg, scenario: Scenario, out_dir: Path) -> dict:
     outputs.write_csv(out_dir / "mmm.csv", mmm_table(keep["on"]))
     outputs.write_json(out_dir / "mmm_truth.json", truth(table))
     figure(table, out_dir / "incrementality.png")
+    models_figure(table, out_dir / "attribution_models.png")
     text = (f"{scenario.population.size:,} agents, {scenario.days} days, seed {cfg.seed}, "
             f"{strategies_label(cfg)}. Each channel is switched off from day 0 in a world that "
             "shares everything else (past, agents, keyed random numbers); incremental revenue "
@@ -247,6 +358,8 @@ def run(cfg, scenario: Scenario, out_dir: Path) -> dict:
             "revenue: last click (paid ad, e-mail, SMS, retargeting reminder) within 7 days of an "
             "order, in the all-on world.")  # fmt: skip
     report.write_report(out_dir, "Attribution against incrementality", [
-        report.Section("Setup and reading", text, [table], ["incrementality.png"]),
+        report.Section("Setup and reading", text, [table[COLUMNS[:8]]], ["incrementality.png"]),
+        report.Section("Attribution models", MODELS_TEXT, [table[["channel", *MODEL_NAMES]]],
+                       ["attribution_models.png"]),
     ])  # fmt: skip
     return {"incrementality": table.to_dict("records")}

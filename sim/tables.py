@@ -135,9 +135,15 @@ def build_results(world):
         surveys=surveys,
         costs=costs,
         returns=returns,
+        views=None if world.t_views is None else _views(world.t_views.frame()),
         extra={
             "zero_party": world.pop.zero_party.copy(),
             "ad_reached": world.expected_reach(),
             "unit_cost": world.catalog.price * (1 - world.catalog.margin),
         },
     )
+
+
+def _views(views: pd.DataFrame) -> pd.DataFrame:
+    _label(views, "channel", SOURCES)
+    return views

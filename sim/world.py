@@ -46,6 +46,7 @@ from sim.tables import MESSAGE_CODE
 _DAY_KEY = 1 << 20  # keyed counters use day + _DAY_KEY so warm-up days stay non-negative
 _ORDER_SHIFT = np.int64(1 << 24)
 _BURST_KEY = 1 << 32  # campaign numbers of a promotion's extra newsletters (apart from the rest)
+_VIEW_LEAD = 8  # days before the window from which World(touches=True) records impressions
 _NPS_NOISE = 1.0  # sd of the 0-10 answer around 2.5 (satisfaction - 1) (assumption)
 CH = {name: i for i, name in enumerate(SOURCES)}
 
@@ -74,6 +75,7 @@ class Results:
     costs: pd.DataFrame
     extra: dict
     returns: pd.DataFrame | None = None
+    views: pd.DataFrame | None = None  # per-person ad impressions (World(touches=True) only)
 
 
 class World:
@@ -90,6 +92,9 @@ class World:
             nothing (and branded search is not captured), ``email`` sends no campaign or welcome
             e-mail, ``sms`` no campaign.
         budget_multipliers: Per paid channel, its budget's multiplier on each window day.
+        touches: Also draw every paid impression per person (``Results.views``: user, time,
+            channel) from a week before the window on, for multi-touch attribution; keyed apart
+            from every other draw, so the world is the same with or without it.
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class World:
         events: bool = True,
         off: Sequence[str] = (),
         budget_multipliers: dict[str, np.ndarray] | None = None,
+        touches: bool = False,
     ) -> None:
         self.scenario = scenario
         self.seed = int(seed)
@@ -123,6 +129,8 @@ class World:
         self.ledger = Ledger()
         self.log = EventLog(events)
         self._tables()
+        views = Table(user_id=np.int64, time=np.float64, channel=np.int8)
+        self.t_views = views if touches else None
         n = self.pop.size
         self.bounce_by_source = np.array([scenario.funnel.bounce[s] for s in SOURCES])
         self.rate_mult = np.ones(n)
@@ -674,6 +682,11 @@ class World:
                                            reached=reach * share)  # fmt: skip
             if day >= 0:
                 self.window_impressions[name] += impressions
+            if self.t_views is not None and day >= -_VIEW_LEAD:
+                # Who saw them, for attribution only: its own keyed generator, no state change
+                v = rng.generator(self.seed, f"views_{name}", day + _DAY_KEY)
+                seen = audience[v.integers(0, size, v.poisson(impressions))]
+                self.t_views.add(user_id=seen, time=day + v.random(len(seen)), channel=code)
             time = day + g.random(len(clicked))
             self.queue_visits(clicked, time, np.full(len(clicked), code, dtype=np.int8))
 
