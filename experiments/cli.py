@@ -9,8 +9,11 @@ first composes its config with Hydra's compose API and validates it; only a vali
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from sim.errors import ConfigError
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 _FLAGS_WITH_VALUE = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"}
+SCENARIO_FILE_OPTION = "from_file"  # the scenario group's option a scenario_file= becomes
 
 
 def fail(message: str) -> None:
@@ -78,6 +82,13 @@ def describe_hydra_error(exc: BaseException, config_name: str) -> ConfigError:
     cause = _root_cause(exc)
     key = str(getattr(cause, "full_key", None) or "")
     text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    named = re.search(r"full_key: (\S+)", str(exc))
+    if (
+        not key and named and "ConfigKeyError" in str(exc)
+    ):  # a key of a group's file (scenario_file)
+        key, parent = named.group(1), named.group(1).rpartition(".")[0]
+        known = ", ".join(_known_keys(config_name, parent))
+        return ConfigError(key, "", message=f"{key}: unknown key; the keys of {parent} are {known}")
     if "does not support deletion" in f"{exc} {text}":
         match = re.search(r"'~?([\w.]+)'", str(exc))
         key = key or (match.group(1) if match else "config")
@@ -116,8 +127,38 @@ def _expected_type(cause: BaseException) -> str:
     return getattr(ref, "__name__", None) or str(ref or "the schema's type")
 
 
+def with_scenario_file(overrides: list[str]) -> list[str]:
+    """``scenario_file=PATH``: that file replaces the default scenario, overrides on top.
+
+    The file (a whole scenario, as ``conf/scenario/default.yaml``) is copied into a temporary
+    config folder as the ``scenario`` group's option ``from_file``, which Hydra then composes
+    as it would ``scenario=default``: its schema checks every key, and ``scenario.*``
+    overrides apply on top. The ``scenario_file`` override stays, so run.json records it.
+    """
+    given = [o for o in overrides if o.split("=", 1)[0].lstrip("+") == "scenario_file"]
+    if not given:
+        return overrides
+    path = Path(given[-1].split("=", 1)[1])
+    if "," in str(path) or not path.is_file() or path.suffix not in (".yaml", ".yml"):
+        raise ConfigError("scenario_file", "an existing .yaml file (one, not a sweep)", str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+        ok = isinstance(OmegaConf.create(text), DictConfig)
+    except (OSError, UnicodeDecodeError, OmegaConfBaseException, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError("scenario_file", "a YAML mapping (a scenario)", str(path))
+    folder = Path(tempfile.mkdtemp(prefix="funnelsim_scenario_"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    (folder / "scenario").mkdir()
+    (folder / "scenario" / f"{SCENARIO_FILE_OPTION}.yaml").write_text(text, encoding="utf-8")
+    rest = [o for o in overrides if o.split("=", 1)[0] not in ("scenario", "hydra.searchpath")]
+    return [*rest, f"scenario={SCENARIO_FILE_OPTION}", f"hydra.searchpath=[file://{folder}]"]
+
+
 def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` with overrides, raising ConfigError on bad input."""
+    overrides = with_scenario_file(overrides)
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=overrides)
@@ -156,6 +197,13 @@ def hydra_app(
     """
     argv = sys.argv[1:] if argv is None else argv
     overrides, multirun, passthrough = _overrides(argv)
+    try:
+        extra = with_scenario_file(overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+    if extra is not overrides:  # the same rewrite for Hydra's own composition below
+        argv = [a for a in argv if a not in overrides] + extra
+        overrides = extra
     if not passthrough:
         try:
             # A multirun's sweep values ("seed=1,2,3") are checked job by job inside the task.

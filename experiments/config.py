@@ -64,6 +64,7 @@ class RunConfig:
     analysis: AnalysisConf = field(default_factory=AnalysisConf)
     target: TargetConf = field(default_factory=TargetConf)
     split: float = 0.5
+    scenario_file: str | None = None  # a scenario YAML that replaces conf/scenario/default.yaml
     replicates: int = 1
     backend: str = "serial"
     workers: int = 2
