@@ -226,3 +226,24 @@ def test_recording_impressions_changes_nothing_else():
     drawn = v[v["time"] >= 0].groupby(v["channel"].astype(str), observed=True).size()
     for channel, n in booked.items():  # >= 100,000 each: Poisson SD < 0.3%
         assert drawn[channel] == pytest.approx(n, rel=0.01), channel
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "issue 11 must-show not met: retargeting's incremental revenue is about its attributed one "
+        "(100,000 agents, seed 42, constant budgets: 47,945 attributed, 48,639 +- 3,835 "
+        "incremental; flighted as in the experiment: 49,872 and 50,507 +- 4,087). Saved carts "
+        "make some recovered orders non-incremental, but few abandoners return on their own (9% "
+        "within 3 days) and a recovered order's later orders count for the flows in the holdout"
+    ),
+)
+def test_retargeting_adds_less_than_last_click_credits_it():
+    """The published direction (reminders credited with orders that would have come anyway):
+    attributed beyond incremental by more than 3 paired SEs, 100,000 agents."""
+    table = incrementality.evaluate(scenario("scenario.population.size=100000"), seed=42,
+                                    strategy={"retargeting": {"name": "retargeting"}},
+                                    channels=())  # fmt: skip
+    row = table.set_index("channel").loc["retargeting"]
+    gap = row["attributed_revenue"] - row["incremental_revenue"]
+    assert gap > 3 * row["incremental_revenue_se"], row.to_dict()
