@@ -193,8 +193,9 @@ class Funnel:
         A cart whose value is within ``shipping.topup_gap`` below the threshold is topped up with
         chance ``topup_rate``: the shopper adds the cheapest item that closes the gap among the
         products viewed in the session and the cheap complements of the cart's first item (one
-        unit at list price); with no such item, nothing is added. So order values bunch just
-        above the threshold. Returns the carts' values with the added items.
+        unit at list price, or at a store-wide promotion's price); with no such item, nothing is
+        added. So order values bunch just above the threshold. Returns the carts' values with
+        the added items.
         """
         cfg, cat = self.w.scenario.shipping, self.w.catalog
         if cfg.fee <= 0 or cfg.topup_rate <= 0 or not len(carts):
@@ -206,18 +207,21 @@ class Funnel:
             return value
         rows = carts[near]
         cand = np.concatenate([v.views[rows], cat.complements[first[near]]], axis=1)
-        price = np.where(cand >= 0, cat.price[np.maximum(cand, 0)], np.inf)
+        off = np.ones(len(rows))
+        if self.calendar is not None:  # in a store-wide sale the added item is discounted too
+            off = 1 - self.calendar.at(self.calendar.discount, v.time[rows])
+        price = np.where(cand >= 0, cat.price[np.maximum(cand, 0)] * off[:, None], np.inf)
         price = np.where(price >= gap[near, None], price, np.inf)
         pick = np.argmin(price, axis=1)
         found = np.isfinite(price[np.arange(len(rows)), pick])
         rows, product = rows[found], cand[found, pick[found]]
+        paid = price[found, pick[found]]
         b.extend(
             visit=rows, product=product, quantity=np.ones(len(rows)),
-            list_price=cat.price[product], price=cat.price[product],
-            tag=np.full(len(rows), TOPUP_TAG),
+            list_price=cat.price[product], price=paid, tag=np.full(len(rows), TOPUP_TAG),
         )  # fmt: skip
         value = value.copy()
-        value[rows] += cat.price[product]  # after the cart's own lines, as bincount would add
+        value[rows] += paid  # after the cart's own lines, as bincount would add
         return value
 
     def _checkout(self, v: Visits, b: Basket, bounced: np.ndarray, pages: np.ndarray) -> None:
