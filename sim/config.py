@@ -87,6 +87,9 @@ class TrafficConfig:
     discovery_rate: float = MISSING
     organic_share: float = MISSING
     weekday: list[float] = field(default_factory=list)
+    # Aware prospects (no order yet, on no list) forget the store at this half-life in days
+    # (0: never); ads and visits make them aware again
+    forget_half_life: float = 0.0
 
 
 @dataclass

@@ -271,6 +271,7 @@ def _history(
     sat_base,
     return_rate,
     sat,
+    forget_h,
     lo,
     hi,
 ):
@@ -278,7 +279,8 @@ def _history(
 
     ``shipping`` = (threshold, fee charged?, fee_abandon, topup_rate, price_reference);
     ``sat`` = (promise, early_per_day, late_per_day, delivery_days, sd, return drop, reference,
-    visit weight, lapse weight).
+    visit weight, lapse weight, satiation, satiation days); ``forget_h``: each agent's hazard of
+    forgetting the store while a prospect (0 for those on a list: the e-mails keep it in mind).
     """
     threshold, fee_on, fee_abandon, topup_rate, price_ref = shipping
     promise, early_w, late_w, delivery, sat_sd, drop, sat_ref, k_visit, k_lapse, fed, fed_d = sat
@@ -338,6 +340,28 @@ def _history(
                 buys = uniform_one(key, i, j + 2) < p
                 lapses = (not buys) and (not lapsed) and uniform_one(key, i, j + 3) < q
                 j += 4
+            elif (
+                forget_h[i] > 0.0 and last == -np.inf
+            ):  # a prospect: its next order or lapse, or it
+                rate = a + b  # forgets the store first (competing hazards)
+                p = pb * (a * stay[i] + b * click_stay[i]) / rate if rate > 0.0 else 0.0
+                stop = p if lapsed else p + (1.0 - p) * q
+                hazard = rate * stop if rate > 0.0 else 0.0
+                total = hazard + forget_h[i]
+                t += -np.log(1.0 - uniform_one(key, i, j)) / total
+                if t >= t0:
+                    break
+                if uniform_one(key, i, j + 1) * total < forget_h[i]:
+                    # forgotten: aware again at the ads' and discovery's hazard, or not by t0
+                    t += -np.log(1.0 - uniform_one(key, i, j + 2)) / max(aware_h[i], 1e-12)
+                    j += 3
+                    if t >= t0:
+                        aware[i - lo] = False
+                        break
+                    continue
+                buys = lapsed or uniform_one(key, i, j + 2) * stop < p
+                lapses = not buys
+                j += 3
             else:  # event by event: visits to the next order or lapse are geometric
                 rate = a + b
                 if rate <= 0.0:
@@ -425,6 +449,12 @@ def _history(
     return aware, lapsed_out, last_out, gap_out, sat_out, out, m
 
 
+def forget_rate(scenario) -> float:
+    """Daily hazard at which an aware prospect forgets the store (0: never)."""
+    half_life = scenario.traffic.forget_half_life
+    return float(np.log(2.0) / half_life) if half_life > 0 else 0.0
+
+
 def draw_history(world) -> None:
     """Give the world's agents ``scenario.history.days`` of past before the warm-up.
 
@@ -472,7 +502,9 @@ def draw_history(world) -> None:
         float(f.second_item),
     )  # fmt: skip
     return_rate = np.asarray(sc.returns.rate_by_category, dtype=float)[cat.category]
-    tail = (cat.price, shop.add_on, shipping, sat_base, return_rate, sat_params)
+    # prospects forget the store, those who will be on a list do not (as in the engine)
+    forget_h = np.where(email_optin | sms_optin, 0.0, forget_rate(sc))
+    tail = (cat.price, shop.add_on, shipping, sat_base, return_rate, sat_params, forget_h)
 
     def part(lo: int, hi: int):
         cap = max(1024, 2 * (hi - lo))

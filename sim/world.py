@@ -37,7 +37,7 @@ from sim.catalog import build_catalog
 from sim.config import PAID_CHANNELS, SOURCES, Scenario
 from sim.eventlog import EventLog, Table
 from sim.funnel import Funnel, carts_of, occurrence
-from sim.history import draw_history
+from sim.history import draw_history, forget_rate
 from sim.hooks import Basket, Carts, Hooks, Ledger, Messages
 from sim.kernels import add_at
 from sim.population import build_population
@@ -160,6 +160,13 @@ class World:
         self._queued: list[tuple] = []
         self._schedule_first_visits()
         draw_history(self)  # a past of orders; reschedules its customers' first visits
+        # Aware prospects forget the store at a constant hazard (memoryless: one draw from now)
+        self.forget = forget_rate(scenario)
+        self.forget_at = np.full(n, np.inf)
+        if self.forget > 0:
+            ids = np.flatnonzero(self._prospect(np.arange(n)))
+            gap = rng.exponential(self.keyed("forget"), ids, 0)
+            self.forget_at[ids] = -scenario.warmup_days + gap / self.forget
         for s in self.strategies:
             s.setup(self)
 
@@ -215,6 +222,45 @@ class World:
     def date(self, day: int) -> dt.date:
         """Calendar date of a day number."""
         return self.scenario.start + dt.timedelta(days=int(day))
+
+    def _prospect(self, agent: np.ndarray) -> np.ndarray:
+        """Aware, no order yet, on no list: who can forget the store."""
+        pop = self.pop
+        return (
+            pop.aware[agent]
+            & (pop.n_orders[agent] == 0)
+            & ~pop.email_ok[agent]
+            & ~pop.sms_ok[agent]
+        )
+
+    def _aware(self, agent: np.ndarray, time: np.ndarray, counter) -> None:
+        """Make agents aware; those newly so get a time to forget the store (keyed draws)."""
+        if self.forget > 0:
+            fresh = ~self.pop.aware[agent]
+            new = agent[fresh]
+            gap = rng.exponential(
+                self.keyed("forget"), new, np.broadcast_to(counter, fresh.shape)[fresh]
+            )
+            self.forget_at[new] = np.broadcast_to(time, fresh.shape)[fresh] + gap / self.forget
+        self.pop.aware[agent] = True
+
+    def _forget(self, day: int) -> None:
+        """Daily step: prospects whose time has come forget the store.
+
+        Their next own visit is a discovery again (organic search, at ``discovery_rate``).
+        """
+        due = np.flatnonzero(self.forget_at < day + 1)
+        if not len(due):
+            return
+        when = np.maximum(self.forget_at[due], day)
+        self.forget_at[due] = np.inf
+        keep = self._prospect(due)
+        due, when = due[keep], when[keep]
+        self.pop.aware[due] = False
+        discovery = self.scenario.traffic.discovery_rate * self.visit_ceiling
+        self.candidate_rate[due] = max(discovery, 1e-12)  # as reschedule's floor
+        gap = rng.exponential(self.keyed("forget_next"), due, day + _DAY_KEY)
+        self.pop.next_visit[due] = when + gap / self.candidate_rate[due]
 
     def email_known(self, agent: np.ndarray) -> np.ndarray:
         """Whether the store may e-mail each agent about its own cart.
@@ -358,7 +404,7 @@ class World:
         add_at(u["margin"], a[wb], margin[wb])
         u["first_exposure"][a[w]] = np.fmin(u["first_exposure"][a[w]], np.floor(v.time[w]))
         pop.zero_party[a[quiz]] = True
-        pop.aware[a] = True
+        self._aware(a, v.time, pop.n_sessions[a].astype(np.int64) + 1)
         order_no = pop.n_orders[a].astype(np.int64)
         order_no[bought] += occurrence(a[bought])  # two orders of one agent in one batch
         order_id = np.where(bought, a.astype(np.int64) * _ORDER_SHIFT + order_no, -1)
@@ -672,7 +718,8 @@ class World:
                                     -np.expm1(-cfg.ctr * freq)])  # fmt: skip
             # With replacement: O(draws); an agent drawn twice for awareness changes nothing, and
             # one drawn twice for a click visits twice (two clicks).
-            self.pop.aware[audience[g.integers(0, size, n_aware)]] = True
+            seen = np.unique(audience[g.integers(0, size, n_aware)])
+            self._aware(seen, np.full(len(seen), day + 0.5), day + _DAY_KEY + (code << 24))
             clicked = audience[g.integers(0, size, n_click)]
             for arm, share in enumerate(by_arm):
                 self.ledger.book(f"ad_{name}", impressions * share * cfg.cpm / 1000, arm, day)
@@ -850,6 +897,8 @@ class World:
             if name in self.scenario.channels:
                 audience = np.flatnonzero(self.audience(name))
                 env.process(self._daily(self._paid(name, audience)))
+        if self.forget > 0:
+            env.process(self._daily(self._forget))
         env.process(self._daily(self._own_visits))
         env.process(self._daily(self._campaign("email")))
         env.process(self._daily(self._campaign("sms")))
