@@ -233,7 +233,7 @@ class World:
             & ~pop.sms_ok[agent]
         )
 
-    def _aware(self, agent: np.ndarray, time: np.ndarray, counter) -> None:
+    def _aware(self, agent: np.ndarray, time, counter) -> None:
         """Make agents aware; those newly so get a time to forget the store (keyed draws)."""
         if self.forget > 0:
             fresh = ~self.pop.aware[agent]
@@ -718,8 +718,9 @@ class World:
                                     -np.expm1(-cfg.ctr * freq)])  # fmt: skip
             # With replacement: O(draws); an agent drawn twice for awareness changes nothing, and
             # one drawn twice for a click visits twice (two clicks).
-            seen = np.unique(audience[g.integers(0, size, n_aware)])
-            self._aware(seen, np.full(len(seen), day + 0.5), day + _DAY_KEY + (code << 24))
+            # an agent drawn twice gets the same keyed forget time: no need to deduplicate
+            seen = audience[g.integers(0, size, n_aware)]
+            self._aware(seen, day + 0.5, day + _DAY_KEY + (code << 24))
             clicked = audience[g.integers(0, size, n_click)]
             for arm, share in enumerate(by_arm):
                 self.ledger.book(f"ad_{name}", impressions * share * cfg.cpm / 1000, arm, day)

@@ -32,9 +32,10 @@ def test_prospects_forget_at_the_half_life_and_only_prospects():
 
 def test_the_past_and_the_engine_agree_on_awareness():
     """The drawn past forgets as the engine does: the aware share at the warm-up's start and at
-    the window's end (default store, 100,000 agents: 81.3% and 84.6%) differ by a few points,
-    not by the tens a past without forgetting would leave to decay."""
-    world = World(scenario("scenario.population.size=50000"), 7, events=False)
+    the window's end (default store with a 60-day half-life, 100,000 agents: 81.3% and 84.6%)
+    differ by a few points, not by the tens a past without forgetting would leave to decay."""
+    sc = scenario("scenario.population.size=50000", "scenario.traffic.forget_half_life=60")
+    world = World(sc, 7, events=False)
     before = world.pop.aware.mean()
     world.run()
     assert 0.6 < before < 0.95
