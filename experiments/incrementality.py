@@ -359,7 +359,8 @@ def run(cfg, scenario: Scenario, out_dir: Path) -> dict:
             "order, in the all-on world.")  # fmt: skip
     report.write_report(out_dir, "Attribution against incrementality", [
         report.Section("Setup and reading", text, [table[COLUMNS[:8]]], ["incrementality.png"]),
-        report.Section("Attribution models", MODELS_TEXT, [table[["channel", *MODEL_NAMES]]],
+        report.Section("Attribution models", MODELS_TEXT,
+                       [table[["channel", *MODEL_NAMES, "incremental_revenue"]]],
                        ["attribution_models.png"]),
     ])  # fmt: skip
     return {"incrementality": table.to_dict("records")}

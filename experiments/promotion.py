@@ -163,9 +163,12 @@ def run(cfg, scenario: Scenario, out_dir: Path, write_tables) -> dict:
             "forward (satiation) and list prices that feel dear to those who saw the discount "
             "(reference prices). The discount is also given on orders that would have come "
             "anyway, so gross margin can fall while orders rise.")  # fmt: skip
-    cols = ["phase", "days", *[f"{k}_{s}" for k in KEYS for s in ("diff", "diff_se")]]
+    shown = phases[["phase", "days"]].copy()
+    for k in KEYS:  # the SE unsigned: named apart from the signed difference
+        shown[f"{k}_diff"] = phases[f"{k}_diff"]
+        shown[f"{k}_se"] = phases[f"{k}_diff_se"]
     report.write_report(out_dir, "Promotion: with and without", [
-        report.Section("Setup and reading", text, [phases[cols]], ["promotion.png"]),
+        report.Section("Setup and reading", text, [shown], ["promotion.png"]),
         report.Section("KPIs over time (with the promotions)", "", figures=["kpis_over_time.png"]),
     ])  # fmt: skip
     return {"promotion": phases.to_dict("records")}
