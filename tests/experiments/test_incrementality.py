@@ -247,3 +247,14 @@ def test_retargeting_adds_less_than_last_click_credits_it():
     row = table.set_index("channel").loc["retargeting"]
     gap = row["attributed_revenue"] - row["incremental_revenue"]
     assert gap > 3 * row["incremental_revenue_se"], row.to_dict()
+
+
+def test_the_preset_switches_retargeting_on_and_strategy_off_switches_it_off():
+    from experiments.cli import compose_config
+    from experiments.config import register
+
+    register()
+    assert list(compose_config("config", ["experiment=incrementality"]).strategy) == ["retargeting"]
+    off = compose_config("config", ["experiment=incrementality", "strategy=[]"])
+    assert list(off.strategy) == [] and off.experiment.budget_sd == 0.3
+    assert list(compose_config("config", []).strategy) == []  # only this experiment's preset
