@@ -127,6 +127,14 @@ def mmm_table(results: Results) -> pd.DataFrame:
     return out
 
 
+def click_channel(sessions: pd.DataFrame) -> pd.Series:
+    """Each session's channel as a click: a visit a reminder brought is ``retargeting``."""
+    channel = sessions["channel"].astype(str)
+    if "recovered" in sessions:
+        channel = channel.where(~sessions["recovered"].to_numpy(), "retargeting")
+    return channel
+
+
 def last_click(sessions: pd.DataFrame) -> pd.Series:
     """Window revenue per channel of the last click (ad, e-mail, SMS) within 7 days of an order.
 
@@ -134,10 +142,7 @@ def last_click(sessions: pd.DataFrame) -> pd.Series:
     channel carried the reminder.
     """
     s = sessions[sessions["time"].to_numpy() >= 0]
-    channel = s["channel"].astype(str)
-    if "recovered" in s:
-        channel = channel.where(~s["recovered"].to_numpy(), "retargeting")
-    s = s.assign(channel=channel)
+    s = s.assign(channel=click_channel(s))
     labels = [*CHANNELS, "retargeting"]
     clicks = s[s["channel"].isin(labels)][["user_id", "time", "channel"]]
     buys = s[s["purchased"].to_numpy()][["user_id", "time", "revenue"]]
@@ -164,9 +169,7 @@ def touch_table(results: Results) -> pd.DataFrame:
     ads). For this experiment only: events.parquet has no impressions.
     """
     s = results.sessions
-    channel = s["channel"].astype(str)
-    if "recovered" in s:
-        channel = channel.where(~s["recovered"].to_numpy(), "retargeting")
+    channel = click_channel(s)
     mine = channel.isin(LABELS).to_numpy()
     parts = [pd.DataFrame({"user_id": s["user_id"].to_numpy()[mine],
                            "time": s["time"].to_numpy()[mine],

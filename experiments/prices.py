@@ -65,23 +65,19 @@ def elasticity(base: np.ndarray, moved: np.ndarray, scale: float) -> tuple[float
     return float(np.log(m / b) / np.log(scale)), float(se)
 
 
-def _world(scenario: Scenario, seed: int, strategy: dict | None) -> Results:
-    return worlds.treated(scenario, seed, strategy) if strategy else worlds.plain(scenario, seed)
-
-
 def evaluate(scenario: Scenario, seed: int, changes: list[float], strategy: dict | None = None
              ) -> pd.DataFrame:  # fmt: skip
     """prices.csv: the store at its prices (change 0) and at each change, side by side.
 
     ``strategy``: the config's strategies, on everyone in every world (as a what-if's).
     """
-    base = _world(scenario, seed, strategy)
+    base = worlds.store(scenario, seed, strategy)
     rows = [{"price_change": 0.0, **_totals(base)}]
     for change in changes:
         catalog = dataclasses.replace(
             scenario.catalog, price_scale=scenario.catalog.price_scale * (1 + change)
         )
-        moved = _world(dataclasses.replace(scenario, catalog=catalog), seed, strategy)
+        moved = worlds.store(dataclasses.replace(scenario, catalog=catalog), seed, strategy)
         row = {"price_change": change, **_totals(moved)}
         for key in ("items", "orders"):
             e, se = elasticity(base.users[key].to_numpy(float), moved.users[key].to_numpy(float),

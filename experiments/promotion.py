@@ -42,12 +42,6 @@ KEYS = ("orders", "revenue", "margin")
 PHASES = ("during", f"after {AFTER_DAYS} days", "other days", "whole window")
 
 
-def _world(scenario: Scenario, seed: int, strategy: dict | None, events: bool) -> Results:
-    if strategy:
-        return worlds.treated(scenario, seed, strategy, events=events)
-    return worlds.plain(scenario, seed, events=events)
-
-
 def _window_orders(results: Results) -> pd.DataFrame:
     o = results.orders[results.orders["time"].to_numpy() >= 0]
     return o.assign(day=np.floor(o["time"].to_numpy()).astype(int))
@@ -143,8 +137,8 @@ def table_text(phases: pd.DataFrame) -> str:
 def run(cfg, scenario: Scenario, out_dir: Path, write_tables) -> dict:
     """Run both worlds; write the promoted store's tables, promotion*.csv, the figure, a report."""
     strategy = OmegaConf.to_container(cfg.strategy, resolve=True)
-    with_ = _world(scenario, cfg.seed, strategy, bool(cfg.output.events))
-    without = _world(dataclasses.replace(scenario, promotions={}), cfg.seed, strategy, False)
+    with_ = worlds.store(scenario, cfg.seed, strategy, bool(cfg.output.events))
+    without = worlds.store(dataclasses.replace(scenario, promotions={}), cfg.seed, strategy)
     facts = facts_of(with_)
     write_tables(out_dir, with_, outputs.kpi_summary(facts),
                  outputs.daily_table(facts, scenario.start))  # fmt: skip

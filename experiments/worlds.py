@@ -71,6 +71,13 @@ def treated(scenario: Scenario, seed: int, strategy: Mapping, events=False, prog
     return World(scenario, seed, hooks, arm_names=("all",), events=events).run(progress)
 
 
+def store(scenario: Scenario, seed: int, strategy: Mapping | None, events=False) -> Results:
+    """The store with the strategies on everyone, or the plain store without any."""
+    if strategy:
+        return treated(scenario, seed, strategy, events=events)
+    return plain(scenario, seed, events=events)
+
+
 def ab_world(scenario, seed: int, strategy: Mapping, split: float, salt: str, events=False,
              progress=None) -> Results:  # fmt: skip
     """One world split into control and treatment; strategies on their arms (default: treatment)."""

@@ -43,8 +43,9 @@ class Funnel:
         cat = world.catalog
         self.per_cat = np.array([len(p) for p in cat.by_category])
         cal = world.calendar
-        self.calendar = cal if (cal.intent != 1).any() or (cal.discount > 0).any() else None
-        promotions = (cal.discount > 0).any() and world.scenario.funnel.reference_weight > 0
+        self.sale = bool((cal.discount > 0).any())  # a promotion somewhere in the span
+        self.calendar = cal if (cal.intent != 1).any() or self.sale else None
+        promotions = self.sale and world.scenario.funnel.reference_weight > 0
         n = world.pop.size
         self.ref_seen = np.full(n, -np.inf) if promotions else None  # last promotion visit
         self.ref_depth = np.zeros(n) if promotions else None  # its discount
@@ -151,9 +152,12 @@ class Funnel:
         prices and so sales after them.
         """
         cal, cfg = self.calendar, self.w.scenario.funnel
+        factor = cal.at(cal.intent, v.time)
+        if not self.sale:  # no promotion: (1 - 0) ** -s is 1, no power to take per visit
+            return factor
         sens = self.w.pop.price_sensitivity[v.agent].astype(float)
         d_now = cal.at(cal.discount, v.time)
-        factor = cal.at(cal.intent, v.time) * (1 - d_now) ** -sens
+        factor = factor * (1 - d_now) ** -sens
         if self.ref_seen is not None:
             since = v.time - self.ref_seen[v.agent]
             w = cfg.reference_weight * np.exp(-since / cfg.reference_days)
@@ -176,7 +180,7 @@ class Funnel:
         qty = 1 + (self.draw(v, _S_QTY + slots)[visit, col] < cfg.second_item)
         price = self.w.catalog.price[product]
         paid = price.copy()
-        if self.calendar is not None:  # a store-wide promotion's discount
+        if self.sale:  # a store-wide promotion's discount
             paid *= 1 - self.calendar.at(self.calendar.discount, v.time[visit])
         return Basket(
             visit=visit.astype(np.int64),
@@ -208,7 +212,7 @@ class Funnel:
         rows = carts[near]
         cand = np.concatenate([v.views[rows], cat.complements[first[near]]], axis=1)
         off = np.ones(len(rows))
-        if self.calendar is not None:  # in a store-wide sale the added item is discounted too
+        if self.sale:  # in a store-wide sale the added item is discounted too
             off = 1 - self.calendar.at(self.calendar.discount, v.time[rows])
         price = np.where(cand >= 0, cat.price[np.maximum(cand, 0)] * off[:, None], np.inf)
         price = np.where(price >= gap[near, None], price, np.inf)

@@ -262,6 +262,14 @@ class World:
         gap = rng.exponential(self.keyed("forget_next"), due, day + _DAY_KEY)
         self.pop.next_visit[due] = when + gap / self.candidate_rate[due]
 
+    def unsubscribe(self, agent: np.ndarray, kind: str) -> None:
+        """Agents leave the ``email`` or ``sms`` list (e-mail: for good, see email_known)."""
+        if kind == "email":
+            self.pop.email_ok[agent] = False
+            self.email_left[agent] = True
+        else:
+            self.pop.sms_ok[agent] = False
+
     def email_known(self, agent: np.ndarray) -> np.ndarray:
         """Whether the store may e-mail each agent about its own cart.
 
@@ -778,11 +786,11 @@ class World:
                                campaign=campaign, p_open=np.clip(cfg.open_rate * eng, 0, 1),
                                p_click=p_click)  # fmt: skip
                 self.dispatch("on_message", msg)
-                self._send(kind, cfg, msg, ok, kinds, day)
+                self._send(kind, cfg, msg, kinds, day)
 
         return step
 
-    def _send(self, kind, cfg, msg: Messages, ok, kinds, day: int) -> None:
+    def _send(self, kind, cfg, msg: Messages, kinds, day: int) -> None:
         """Opens, clicks and unsubscribes of one campaign's sends.
 
         Fatigue: the per-send unsubscribe chance is ``unsubscribe x (7 / every_days) ** fatigue``
@@ -794,9 +802,7 @@ class World:
         clicked = opened & (rng.uniform(key, agent, k + 1) < msg.p_click)
         p_unsub = min(cfg.unsubscribe * (7.0 / cfg.every_days) ** cfg.fatigue, 1.0)
         unsub = rng.uniform(key, agent, k + 2) < p_unsub
-        ok[agent[unsub]] = False
-        if kind == "email":
-            self.email_left[agent[unsub]] = True
+        self.unsubscribe(agent[unsub], kind)
         self.ledger.book_by_arm(kind, np.full(len(agent), cfg.cost_per_send), pop.arm[agent], day)
         t_open = msg.time + 0.5 * rng.uniform(key, agent, k + 3)
         t_click = t_open + 0.02
@@ -851,8 +857,7 @@ class World:
         click_given_open = cfg.welcome_click_rate / max(cfg.welcome_open_rate, 1e-12)
         clicked = opened & (u[:, 1] < np.clip(click_given_open * eng, 0, 1))
         unsub = u[:, 2] < cfg.unsubscribe
-        self.pop.email_ok[agent[unsub]] = False
-        self.email_left[agent[unsub]] = True
+        self.unsubscribe(agent[unsub], "email")
         cost = np.full(len(agent), cfg.cost_per_send)
         self.ledger.book_by_arm("email", cost, self.pop.arm[agent], day)
         t_send = np.full(len(agent), day + 0.375)

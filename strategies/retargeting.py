@@ -204,9 +204,7 @@ class Retargeting(Strategy):
         if channel != "ads":
             p_unsub = c.unsubscribe * (1 + c.fatigue * self.sent[agent])
             unsub = self.uniform(agent, k + 1) < p_unsub
-            (pop.email_ok if channel == "email" else pop.sms_ok)[agent[unsub]] = False
-            if channel == "email":
-                world.email_left[agent[unsub]] = True
+            world.unsubscribe(agent[unsub], channel)
             world.log.add("reminder_unsubscribe", send[unsub], agent[unsub], channel=code)
         self.sent[agent] += 1
         who = agent[clicked]

@@ -142,8 +142,7 @@ class WinBack(Strategy):
         self.last_send[agent] = day  # cooldowns count whole days between send days
         self.received[agent] += 1
         self.opened_at[agent[opened]] = t_open[opened]
-        pop.email_ok[agent[unsub]] = False
-        world.email_left[agent[unsub]] = True
+        world.unsubscribe(agent[unsub], "email")
         log.add("winback_send", time, agent, channel=ch, value=c.discount)
         log.add("winback_open", t_open[opened], agent[opened], channel=ch)
         log.add("winback_click", t_click[clicked], agent[clicked], channel=ch)
