@@ -140,6 +140,13 @@ class FunnelConfig:
     # taken up with chance cart_return (the shopper came back for it, no reminder needed)
     cart_return: float = 0.0
     cart_days: float = 1.0
+    # Planned returns: an abandoner means to come back for the cart with chance come_back and
+    # does so from the next day on, after an exponential wait of mean come_back_days (a visit
+    # of its own that takes the saved cart up, checkout and purchase x (1 + come_back_lift)).
+    # A reminder reaching one before that return is the way it comes back (retargeting)
+    come_back: float = 0.0
+    come_back_days: float = 1.0
+    come_back_lift: float = 0.0
 
 
 @dataclass
@@ -316,14 +323,14 @@ _PROBABILITIES = {
     "second_item", "survey_rate", "review_rate", "lapse_per_visit", "bounce", "express_share",
     "fee_abandon", "topup_rate", "rate_by_category", "salvage_share", "signup_checkout",
     "signup_popup", "welcome_open_rate", "welcome_click_rate", "satiation",
-    "reference_weight", "cart_return",
+    "reference_weight", "cart_return", "come_back",
 }  # fmt: skip
 _POSITIVE = {
     "size", "days", "n_products", "n_categories", "price_median", "price_scale", "cpm",
     "every_days", "delivery_days", "affinity_concentration", "visit_rate_shape", "price_reference",
     "boost_days", "saturation_frequency", "horizon_days", "promise_days", "express_days",
     "welcome_every_days", "satiation_days",
-    "reference_days", "cart_days", "cart_boost_days",
+    "reference_days", "cart_days", "cart_boost_days", "come_back_days",
 }  # fmt: skip
 _INTEGERS = {
     "size", "days", "warmup_days", "n_products", "n_categories", "complements", "horizon_days",

@@ -17,7 +17,7 @@ MAX_VIEWS = 6
 SLOTS = 64  # keyed-draw slots per session
 _S_BOUNCE, _S_PAGES, _S_NVIEWS, _S_QUIZ, _S_CHECKOUT, _S_PURCHASE, _S_LAPSE, _S_NEXT = range(8)
 _S_CAT, _S_PROD, _S_CART, _S_QTY = 8, 16, 24, 32  # + view index
-_S_TOPUP, _S_POPUP, _S_SIGNUP, _S_RESUME = 40, 41, 42, 43
+_S_TOPUP, _S_POPUP, _S_SIGNUP, _S_RESUME, _S_COME_BACK, _S_RETURN_GAP = 40, 41, 42, 43, 44, 45
 _SESSION_SHIFT = np.int64(1 << 24)
 
 
@@ -104,18 +104,25 @@ class Funnel:
         """Which visits take up the agent's saved cart (not a reminder's: those are recovered).
 
         A cart left within ``funnel.cart_days`` is still in the store (the saved cart); on the
-        agent's next visit it is taken up with chance ``funnel.cart_return`` (the shopper came
-        back for it: no bounce, its first product in the cart, the normal checkout) or let go.
+        agent's next visit it is taken up (no bounce, its first product in the cart, the normal
+        checkout) if the agent meant to come back for it (``funnel.come_back``: the planned
+        return, or any visit before it) or else with chance ``funnel.cart_return``; else let go.
         """
         cfg, w = self.w.scenario.funnel, self.w
         resumed = np.zeros(len(v), dtype=bool)
-        if cfg.cart_return <= 0:
+        self._planned = resumed.copy()
+        if cfg.cart_return <= 0 and cfg.come_back <= 0:
             return resumed
         rows = np.flatnonzero((v.time - w.saved_at[v.agent] <= cfg.cart_days) & ~v.recovered)
         if len(rows):
-            back = self.draw_rows(v, rows, _S_RESUME) < cfg.cart_return
-            resumed[rows[back]] = w.saved_product[v.agent[rows[back]]] >= 0
-            w.saved_at[v.agent[rows]] = -np.inf  # seen: taken up or let go
+            agent = v.agent[rows]
+            planned = w.coming_back[agent] & (w.saved_product[agent] >= 0)
+            back = planned | (self.draw_rows(v, rows, _S_RESUME) < cfg.cart_return)
+            resumed[rows[back]] = w.saved_product[agent[back]] >= 0
+            self._planned[rows[planned]] = True
+            w.saved_at[agent] = -np.inf  # seen: taken up or let go
+        if cfg.come_back > 0:
+            w.cancel_return(v.agent)  # back (for the cart or not, or by a reminder)
         return resumed
 
     def _views(self, v: Visits, pages: np.ndarray, bounced: np.ndarray) -> None:
@@ -252,6 +259,9 @@ class Funnel:
         v.shipping[carts] = fee
         v.p_checkout[carts] = cfg.p_checkout
         v.p_purchase[carts] = cfg.p_purchase * ratio ** (-0.15 * sens) * fee_factor
+        if cfg.come_back_lift and self._planned.any():  # came back for the cart: readier to pay
+            v.p_checkout[self._planned] *= 1 + cfg.come_back_lift
+            v.p_purchase[self._planned] *= 1 + cfg.come_back_lift
         w.dispatch("on_checkout", v)
         began = np.zeros(m, dtype=bool)
         began[carts] = self.draw_rows(v, carts, _S_CHECKOUT) < np.clip(v.p_checkout[carts], 0, 1)
@@ -259,14 +269,21 @@ class Funnel:
         bought = np.zeros(m, dtype=bool)
         bought[rows] = self.draw_rows(v, rows, _S_PURCHASE) < np.clip(v.p_purchase[rows], 0, 1)
         v.purchased = bought
-        if w.scenario.funnel.cart_return > 0:  # a cart left is saved; an order empties it
+        if cfg.cart_return > 0 or cfg.come_back > 0:  # a cart left is saved; an order empties it
             left = has_cart & ~bought
             rows = np.flatnonzero(left | bought)[::-1]  # the batch is in time order: latest first
             rows = rows[np.unique(v.agent[rows], return_index=True)[1]]  # each agent's last
             first = np.full(m, -1, dtype=np.int64)
             first[carts] = b.product[first_line]
-            w.saved_at[v.agent[rows]] = np.where(left[rows], v.time[rows], -np.inf)
-            w.saved_product[v.agent[rows]] = np.where(left[rows], first[rows], -1)
+            agent, left = v.agent[rows], left[rows]
+            w.saved_at[agent] = np.where(left, v.time[rows], -np.inf)
+            w.saved_product[agent] = np.where(left, first[rows], -1)
+            if cfg.come_back > 0:  # some mean to come back for it, from the next day on
+                means = left & (self.draw_rows(v, rows, _S_COME_BACK) < cfg.come_back)
+                k = v.session_no[rows].astype(np.int64) * SLOTS + _S_RETURN_GAP
+                wait = rng.exponential(self.key, agent, k) * cfg.come_back_days
+                w.coming_back[agent] = means
+                w.return_at[agent] = np.where(means, np.floor(v.time[rows]) + 1 + wait, np.inf)
         rows = np.flatnonzero(pop.n_sessions[v.agent] == 1)
         quiz = np.zeros(m, dtype=bool)
         quiz[rows] = self.draw_rows(v, rows, _S_QUIZ) < w.scenario.population.quiz_rate

@@ -154,6 +154,10 @@ class World:
         self.email_left = np.zeros(n, dtype=bool)  # unsubscribed from e-mail (never mailed again)
         self.saved_at = np.full(n, -np.inf)  # when the agent's last cart was left (saved cart)
         self.saved_product = np.full(n, -1, dtype=np.int64)  # its first product
+        # Abandoners who mean to come back for the saved cart, and when (funnel.come_back)
+        self.coming_back = np.zeros(n, dtype=bool)
+        self.return_at = np.full(n, np.inf)
+        self.come_back = self.scenario.funnel.come_back > 0
         # Each agent's candidate own-visit hazard, set at its last visit (reschedule) and kept
         # through thinned candidates, so thinning at any ceiling gives the same visit process
         self.candidate_rate = np.ones(n)
@@ -270,6 +274,11 @@ class World:
         else:
             self.pop.sms_ok[agent] = False
 
+    def cancel_return(self, agent: np.ndarray) -> None:
+        """The agents came back for their saved carts (their planned return is used up)."""
+        self.coming_back[agent] = False
+        self.return_at[agent] = np.inf
+
     def email_known(self, agent: np.ndarray) -> np.ndarray:
         """Whether the store may e-mail each agent about its own cart.
 
@@ -376,9 +385,16 @@ class World:
     def _run_queued(self, day: int) -> None:
         """Daily step, last of the day: every visit of the day through the funnel, by time.
 
+        Planned returns due today join last, so a reminder that brought the shopper back first
+        (:meth:`cancel_return`) takes their place.
+
         One batch a day keeps the SimPy and numpy overhead per day fixed whatever the number
         of mechanisms; shared state (reviews, stock of points) is updated between days.
         """
+        due = np.flatnonzero(self.return_at < day + 1) if self.come_back else ()
+        if len(due):  # planned returns for saved carts (funnel.come_back): direct visits
+            self.queue_visits(due, self.return_at[due], np.full(len(due), CH["direct"], np.int8))
+            self.return_at[due] = np.inf
         if not self._queued:
             return
         agent, time, channel, rec = (np.concatenate(c) for c in zip(*self._queued, strict=True))

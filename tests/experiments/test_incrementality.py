@@ -228,25 +228,32 @@ def test_recording_impressions_changes_nothing_else():
         assert drawn[channel] == pytest.approx(n, rel=0.01), channel
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "issue 11 must-show not met: retargeting's incremental revenue is about its attributed one "
-        "(100,000 agents, seed 42, constant budgets: 47,945 attributed, 48,639 +- 3,835 "
-        "incremental; flighted as in the experiment: 49,872 and 50,507 +- 4,087). Saved carts "
-        "make some recovered orders non-incremental, but few abandoners return on their own (9% "
-        "within 3 days) and a recovered order's later orders count for the flows in the holdout"
-    ),
-)
 def test_retargeting_adds_less_than_last_click_credits_it():
-    """The published direction (reminders credited with orders that would have come anyway):
-    attributed beyond incremental by more than 3 paired SEs, 100,000 agents."""
-    table = incrementality.evaluate(scenario("scenario.population.size=100000"), seed=42,
+    """The published direction (Johnson, Lewis & Nubbemeyer 2017): reminders are credited with
+    orders that would have come anyway (shoppers who meant to come back for the cart take the
+    reminder's link back). 200,000 agents, seed 42, measured: 124,231 attributed, 97,948 +- 5,233
+    incremental (a gap of 5.0 paired SEs; 3.9-4.0 SEs at 100,000, seeds 42 and 7). Asserted: the
+    gap beyond 3 paired SEs (the attributed figure is the on world's own, no noise of its own
+    against the off world)."""
+    table = incrementality.evaluate(scenario("scenario.population.size=200000"), seed=42,
                                     strategy={"retargeting": {"name": "retargeting"}},
                                     channels=())  # fmt: skip
     row = table.set_index("channel").loc["retargeting"]
     gap = row["attributed_revenue"] - row["incremental_revenue"]
     assert gap > 3 * row["incremental_revenue_se"], row.to_dict()
+
+
+def test_without_planned_returns_reminders_are_about_as_incremental_as_credited():
+    """The mechanism, not a tuned gap: with funnel.come_back 0 nobody was coming back anyway,
+    and the gap closes (100,000 agents, seed 42, measured: 36,412 attributed, 37,208 +- 3,316
+    incremental): within 2 paired SEs."""
+    table = incrementality.evaluate(
+        scenario("scenario.population.size=100000", "scenario.funnel.come_back=0"), seed=42,
+        strategy={"retargeting": {"name": "retargeting"}}, channels=(),
+    )  # fmt: skip
+    row = table.set_index("channel").loc["retargeting"]
+    gap = row["attributed_revenue"] - row["incremental_revenue"]
+    assert abs(gap) < 2 * row["incremental_revenue_se"], row.to_dict()
 
 
 def test_the_preset_switches_retargeting_on_and_strategy_off_switches_it_off():
