@@ -15,7 +15,6 @@ what is allowed, before anything runs.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +107,3 @@ def load_dashboard(path: str | Path) -> Dashboard:
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         raise ConfigError("dashboard", "a readable YAML file", str(path)) from None
     return parse(data, default_name=path.stem)
-
-
-def finite(value: float) -> bool:
-    """Whether a value is a finite number (a KPI the simulated store can be compared on)."""
-    return isinstance(value, int | float) and math.isfinite(value)

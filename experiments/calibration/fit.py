@@ -11,13 +11,17 @@ capita, so sessions scale with the market); ``visitors`` with ``sessions`` ->
 the dashboard is simulated and compared, and every parameter nobody identifies stays at its
 default, with a note saying why.
 
-The search: :func:`scipy.optimize.least_squares` (trust region) on the log KPIs, over
-log-parameters (logit for probabilities) relative to the defaults, every trial with the same
-seed (common random numbers: a trial differs from the last only where the parameters changed
-someone's path, so the objective is smooth at the scale of the finite-difference step) and at a
-reduced population; totals are rescaled from the search population to the market size, which is
-therefore fitted without simulating (its Jacobian column is known). Each KPI is a joint function
-of every parameter (cheaper prices raise the add-to-cart rate too), so all are fitted at once.
+The search: :func:`scipy.optimize.root` (Powell's hybrid method, MINPACK's hybrj: one
+finite-difference Jacobian, then Broyden updates, so most steps cost one simulation) on the log
+KPIs, over log-parameters (logit for probabilities) relative to the defaults. Every trial runs
+with the same seed (common random numbers: a trial differs from the last only where the
+parameters changed someone's path, so the objective is smooth at the scale of the
+finite-difference step) and at a reduced population; totals are rescaled from the search
+population to the market size, which is therefore fitted without simulating (its Jacobian
+column is known). Each KPI is a joint function of every parameter (cheaper prices raise the
+add-to-cart rate too), so all are fitted at once; the map is one KPI per parameter, so the
+system is square. The search stops within the trial's own Monte Carlo error; the fitted store
+then runs at its full size, and a few Gauss-Newton steps correct what the small population left.
 """
 
 from __future__ import annotations
@@ -181,7 +185,7 @@ class Search:
     cache: dict = field(default_factory=dict)
     best: tuple[float, np.ndarray] | None = None
     jac: np.ndarray | None = None
-    trace: list = field(default_factory=list)
+    trace: list = field(default_factory=list)  # (trials used, sum of squared residuals)
     searching: bool = True  # stop at TOLERANCE and at the trial budget (off for the ranges)
 
     def __post_init__(self) -> None:
@@ -255,7 +259,7 @@ class Cost:
     full_simulations: int  # at the market size: the check, and each correction step before it
     full_population: int
     full_seconds: float
-    stopped: str  # how the search ended: converged | tolerance (least_squares' test) | trials
+    stopped: str  # how the search ended: converged | tolerance (root's own test) | trials
 
 
 @dataclass(frozen=True)
@@ -291,7 +295,7 @@ def check_fittable(dashboard: Dashboard) -> dict[str, str]:
 
 def search(base: Scenario, dashboard: Dashboard, trials: int, population: int, seed: int,
            on_trial: Callable[[], None] = lambda: None) -> tuple[Search, str]:  # fmt: skip
-    """Run least_squares on the fitted KPIs within ``trials`` simulations; the best point wins."""
+    """Solve for the fitted KPIs within ``trials`` simulations; the best point tried wins."""
     fits = check_fittable(dashboard)
     s = Search(base, dashboard.kpis, fits, population, seed, trials, on_trial)
     try:
