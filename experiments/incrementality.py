@@ -20,7 +20,9 @@ Incrementality experiments (Blake, Nosko & Tadelis 2015 on eBay's search ads; Go
 for branded search, whose clicks replace visits people were about to make. The world has that
 substitution (``channels.paid_search.brand_capture``: aware agents searching for the store by
 name click its ad instead of its organic result) and saved carts that abandoners take up on
-their own (``funnel.cart_return``); social and display clicks are still all new visits.
+their own (``funnel.cart_return``), or mean to come back for (``funnel.come_back``: a reminder
+reaching one first is the way back, so last click credits it with an order that comes anyway);
+social and display clicks are still all new visits.
 
 Beside last click, four multi-touch models (:func:`multi_touch`: first click, linear,
 position-based, time decay) split each order over a touch table (:func:`touch_table`): clicks,
@@ -289,7 +291,7 @@ def figure(table: pd.DataFrame, path: Path) -> None:
     ax.axhline(1, color="black", lw=1, ls="--")
     ax.text(-0.45, 1.02, "last click right", ha="left", va="bottom", fontsize=8)
     for i, roas in enumerate(table["attributed_roas"]):
-        ax.text(i, 0.03, f"last-click\nROAS {roas:.2f}", ha="center", fontsize=7, color="white")
+        ax.text(i, 0.03, f"last-click\nROAS\n{roas:.3g}", ha="center", fontsize=7, color="white")
     ax.set_xticks(x, table["channel"])
     ax.set_ylabel("incremental / attributed revenue")
     ax.set_title("What each channel adds (channel off, same world) vs what last click credits")

@@ -3,15 +3,16 @@
 The store runs with ``scenario.promotions`` (chosen with ``promotion=[...]``, conf/promotion/)
 and without them on the same seed (common random numbers), so the daily difference is the
 promotions' doing. During a promotion every price is discounted (demand rises with each
-shopper's price sensitivity) and extra newsletters go out; orders are pulled forward from the
-weeks after (an order satisfies a need for a while: ``retention.satiation``) and shoppers who
+shopper's price sensitivity) and extra newsletters go out; visits are pulled forward from the
+weeks after (``pull_forward``: shoppers who had planned a visit come during the sale instead),
+an order satisfies a need for a while (``retention.satiation``), and shoppers who
 saw the promotion's prices find the list price dear for a while (``funnel.reference_weight``):
 a dip after. The discount is also given on orders that would have come anyway, so the net
 effect on gross margin can be negative while orders rise.
 
 Outputs: the promoted store's usual tables (daily.csv, kpis_over_time.png, ...), promotion.csv
 (per window day: orders, revenue, gross margin with and without, and the differences),
-promotion_phases.csv (during, the 14 days after, the rest, the whole window: differences with
+promotion_phases.csv (during, the 28 days after, the rest, the whole window: differences with
 Monte Carlo standard errors from the paired per-user differences), promotion.png and a report.
 """
 
@@ -37,7 +38,7 @@ from sim.calendar import build as build_calendar  # noqa: E402
 from sim.config import Scenario  # noqa: E402
 from sim.world import Results  # noqa: E402
 
-AFTER_DAYS = 14  # the "after" phase: this many days after each promotion day
+AFTER_DAYS = 28  # the "after" phase: days after each promotion day (as the default pull_days)
 KEYS = ("orders", "revenue", "margin")
 PHASES = ("during", f"after {AFTER_DAYS} days", "other days", "whole window")
 

@@ -6,7 +6,9 @@ year - peak_day) / 365)`` and the product of the ``traffic`` multipliers of the 
 cover the day. Intent (the add-to-cart chance) is the product of their ``intent``
 multipliers. A promotion takes ``discount`` off every list price on its days (the shopper's
 price response and the price paid follow, as for any discount) and sends extra newsletters on
-``email_days``. Paid channels keep their budgets: a holiday moves no ad spend.
+``email_days``; on its first day it pulls forward a share ``pull_forward`` of the own visits
+aware shoppers had planned within ``pull_days`` after it (they come during the sale instead).
+Paid channels keep their budgets: a holiday moves no ad spend.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Calendar:
     promotion: np.ndarray  # 1 on a promotion day (mmm.csv's control)
     holiday: np.ndarray  # 1 on a day a holiday covers (mmm.csv's control)
     emails: dict[int, list[str]]  # day -> promotions sending an extra newsletter that day
+    pulls: dict[int, list[tuple[int, float, int]]]  # first day -> (end, pull_forward, pull_days)
 
     def at(self, values: np.ndarray, time: np.ndarray) -> np.ndarray:
         """``values`` of the days of exact times."""
@@ -76,7 +79,7 @@ def build(scenario) -> Calendar:
             traffic[span] *= h.traffic
             intent[span] *= h.intent
             holiday[span] = 1
-    discount, promotion, emails = np.zeros(n), np.zeros(n), {}
+    discount, promotion, emails, pulls = np.zeros(n), np.zeros(n), {}, {}
     for name, p in scenario.promotions.items():
         if p.start in cal.holidays:
             starts = holiday_days(scenario, p.start)
@@ -88,7 +91,11 @@ def build(scenario) -> Calendar:
             promotion[span] = 1
             for e in p.email_days:
                 emails.setdefault(start + e, []).append(name)
-    return Calendar(scenario.warmup_days, traffic, intent, discount, promotion, holiday, emails)
+            if p.pull_forward > 0 and p.pull_days > 0:
+                pulls.setdefault(start, []).append((start + p.days, p.pull_forward, p.pull_days))
+    return Calendar(
+        scenario.warmup_days, traffic, intent, discount, promotion, holiday, emails, pulls
+    )
 
 
 def check(scenario, prefix: str = "scenario") -> None:

@@ -255,6 +255,11 @@ class PromotionConfig:
     days: int = MISSING
     discount: float = MISSING  # share off every list price, for every shopper
     email_days: list[int] = field(default_factory=list)  # extra newsletters, days from start
+    # Pull-forward: on the first day, each aware, not lapsed agent whose next own visit falls
+    # within pull_days after the sale comes during it instead with chance pull_forward (at a
+    # uniform time over the sale's days): the visits, and the orders they bring, leave a dip
+    pull_forward: float = 0.0
+    pull_days: int = 0
 
 
 @dataclass
@@ -323,7 +328,7 @@ _PROBABILITIES = {
     "second_item", "survey_rate", "review_rate", "lapse_per_visit", "bounce", "express_share",
     "fee_abandon", "topup_rate", "rate_by_category", "salvage_share", "signup_checkout",
     "signup_popup", "welcome_open_rate", "welcome_click_rate", "satiation",
-    "reference_weight", "cart_return", "come_back",
+    "reference_weight", "cart_return", "come_back", "pull_forward",
 }  # fmt: skip
 _POSITIVE = {
     "size", "days", "n_products", "n_categories", "price_median", "price_scale", "cpm",
@@ -334,7 +339,7 @@ _POSITIVE = {
 }  # fmt: skip
 _INTEGERS = {
     "size", "days", "warmup_days", "n_products", "n_categories", "complements", "horizon_days",
-    "welcome_emails", "welcome_every_days", "month", "day", "nth", "peak_day",
+    "welcome_emails", "welcome_every_days", "month", "day", "nth", "peak_day", "pull_days",
 }  # fmt: skip
 
 

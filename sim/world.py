@@ -158,6 +158,7 @@ class World:
         self.coming_back = np.zeros(n, dtype=bool)
         self.return_at = np.full(n, np.inf)
         self.come_back = self.scenario.funnel.come_back > 0
+        self.resume_at = np.full(n, -np.inf)  # planned time of a visit a promotion moved forward
         # Each agent's candidate own-visit hazard, set at its last visit (reschedule) and kept
         # through thinned candidates, so thinning at any ceiling gives the same visit process
         self.candidate_rate = np.ones(n)
@@ -349,6 +350,9 @@ class World:
     def reschedule(self, agent: np.ndarray, time: np.ndarray, gap: np.ndarray) -> None:
         """Set each agent's next own visit at ``time + gap / hazard`` (gap ~ Exp(1))."""
         pop, ret = self.pop, self.scenario.retention
+        if self.calendar.pulls:  # after a visit a promotion moved forward: from the planned time
+            time = np.maximum(time, self.resume_at[agent])
+            self.resume_at[agent] = -np.inf
         since = time - pop.last_order[agent]
         boost = 1.0 + ret.post_purchase_boost * np.exp(-since / ret.boost_days)
         rate = pop.visit_rate[agent] * boost * self.rate_mult[agent]
@@ -671,8 +675,33 @@ class World:
         if self._progress is not None:
             self._progress(day)
 
+    def _pull_forward(self, day: int) -> None:
+        """A promotion's first day: pending own visits planned soon after it come during it.
+
+        Each aware, not lapsed agent whose next own visit falls in ``[end, end + pull_days)``
+        moves it, with chance ``pull_forward`` (keyed), to a uniform time over the sale's days;
+        the visit is moved, not added: the agent's visits after it go on from the planned time
+        (:meth:`reschedule`), so the weeks after the sale lose the moved visits.
+        """
+        pop, key = self.pop, self.keyed("pull_forward")
+        for i, (end, share, span) in enumerate(self.calendar.pulls.get(day, ())):
+            nxt = pop.next_visit
+            cand = np.flatnonzero((nxt >= end) & (nxt < end + span))
+            cand = cand[pop.aware[cand] & ~pop.lapsed[cand]]
+            # only visits, not candidates the calendar's thinning will drop (the same keyed draw)
+            planned = np.floor(pop.next_visit[cand]).astype(np.int64)
+            traffic = self.calendar.at(self.calendar.traffic, planned)
+            own = rng.uniform(self.keyed("own_visits"), cand, (planned + _DAY_KEY) * 4)
+            cand = cand[own < traffic / self._traffic_max]
+            k = (day + _DAY_KEY) * 16 + 2 * i
+            who = cand[rng.uniform(key, cand, k) < share]
+            self.resume_at[who] = pop.next_visit[who]
+            pop.next_visit[who] = day + (end - day) * rng.uniform(key, who, k + 1)
+
     def _own_visits(self, day: int) -> None:
         pop = self.pop
+        if self.calendar.pulls:
+            self._pull_forward(day)
         due = np.flatnonzero(pop.next_visit < day + 1)
         if not len(due):
             return
@@ -681,6 +710,8 @@ class World:
         time = np.maximum(pop.next_visit[due], day)
         traffic = self.calendar.traffic[day + self.calendar.offset]
         keep = rng.uniform(key, due, k * 4) < traffic / self._traffic_max
+        if self.calendar.pulls:  # a visit a promotion moved forward is a visit, not a candidate
+            keep |= self.resume_at[due] > time
         late = due[~keep]  # thinned: the next candidate at the same hazard
         gap = rng.exponential(key, late, k * 4 + 1)
         pop.next_visit[late] = time[~keep] + gap / self.candidate_rate[late]

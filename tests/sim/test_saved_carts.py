@@ -28,8 +28,8 @@ def test_a_saved_cart_is_taken_up_with_cart_return_1():
 
 def test_abandoners_come_back_sooner():
     """cart_boost 10 (no planned returns, come_back 0): measured at 100,000 agents, 25% of
-    abandoners are back within 3 days (9% with 0, the default); here ~1,200 window abandoned carts: the share's SD is ~1.3 points, so both
-    bounds are > 5 SD from the measured shares."""
+    abandoners are back within 3 days (9% with 0, the default); here ~1,200 window abandoned
+    carts: the share's SD is ~1.3 points, so both bounds are > 5 SD from the measured shares."""
     shares = []
     for boost in ("0", "10"):
         r = run_world("scenario.population.size=20000", f"scenario.retention.cart_boost={boost}",
