@@ -47,7 +47,7 @@ def test_readme_has_the_commands_of_every_user():
     commands = " ".join(readme_commands())
     for needed in ("experiment=whatif", "experiment=ab_test", "experiment=power_sim",
                    "experiments.power", "experiments.analyze", "hydra/launcher=joblib",
-                   "hydra/launcher=ray", "backend=ray"):  # fmt: skip
+                   "hydra/launcher=ray", "backend=ray", "experiments.calibrate"):  # fmt: skip
         assert needed in commands, needed
 
 
