@@ -77,6 +77,12 @@ class PaidChannelConfig:
     # Search only: the share of aware agents' organic-search visits whose searcher clicks the
     # store's own search ad instead (a paid click replacing a visit that was coming anyway)
     brand_capture: float = 0.0
+    # Carry-over: an agent the day's ads reach makes a visit of its own later (not a click:
+    # direct, after an exponential delay whose half-life is carryover_half_life days) with
+    # chance 1 - exp(-response F), F its effective impressions; a day's impressions bring
+    # visits that decay geometrically over the following days (adstock)
+    response: float = 0.0
+    carryover_half_life: float = 1.0
 
 
 @dataclass
@@ -335,7 +341,7 @@ _POSITIVE = {
     "every_days", "delivery_days", "affinity_concentration", "visit_rate_shape", "price_reference",
     "boost_days", "saturation_frequency", "horizon_days", "promise_days", "express_days",
     "welcome_every_days", "satiation_days",
-    "reference_days", "cart_days", "cart_boost_days", "come_back_days",
+    "reference_days", "cart_days", "cart_boost_days", "come_back_days", "carryover_half_life",
 }  # fmt: skip
 _INTEGERS = {
     "size", "days", "warmup_days", "n_products", "n_categories", "complements", "horizon_days",

@@ -142,7 +142,10 @@ class _Shop:
 
 
 def _ad_rates(world) -> tuple[np.ndarray, np.ndarray]:
-    """Each agent's daily hazard of being made aware by ads (and discovery), and of an ad click."""
+    """Each agent's daily hazard of being made aware by ads (and discovery), and of an ad visit.
+
+    An ad visit is a click or a later visit the ads bring (``response``, carry-over).
+    """
     sc, pop = world.scenario, world.pop
     n = pop.size
     aware_h, click_h = np.full(n, sc.traffic.discovery_rate), np.zeros(n)
@@ -158,6 +161,8 @@ def _ad_rates(world) -> tuple[np.ndarray, np.ndarray]:
         share = reach / size
         aware_h[audience] += share * -np.expm1(-cfg.awareness_per_impression * freq)
         click_h[audience] += share * -np.expm1(-cfg.ctr * freq)
+        # carry-over visits (channel response): in a steady past their delay does not matter
+        click_h[audience] += share * -np.expm1(-cfg.response * freq)
     return aware_h, click_h
 
 

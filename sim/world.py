@@ -792,6 +792,12 @@ class World:
                 self.t_views.add(user_id=seen, time=day + v.random(len(seen)), channel=code)
             time = day + g.random(len(clicked))
             self.queue_visits(clicked, time, np.full(len(clicked), code, dtype=np.int8))
+            if cfg.response > 0:  # carry-over: visits of their own in the days after
+                c = rng.generator(self.seed, f"carryover_{name}", day + _DAY_KEY)
+                later = audience[c.integers(0, size, c.binomial(
+                    int(round(reach)), -np.expm1(-cfg.response * freq)))]  # fmt: skip
+                wait = c.exponential(cfg.carryover_half_life / np.log(2), len(later))
+                self.schedule_visits(later, day + c.random(len(later)) + wait, "direct")
 
         return step
 
