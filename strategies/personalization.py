@@ -46,7 +46,7 @@ class PersonalizationConfig(StrategyConfig):
     """
 
     name: str = "personalization"
-    recommended_share: float = 0.28
+    recommended_share: float = 0.24
     relevance_lift: float = 0.3
     cold_start: float = 0.15
     zero_party_weight: float = 0.6
