@@ -1,4 +1,4 @@
-"""Fit the simulator to a store's dashboard: ``python -m experiments.calibrate dashboard=FILE``.
+"""Fit the simulator to a store: ``python -m experiments.calibrate dashboard=FILE`` (or a log).
 
 The dashboard (a YAML file: name, period, KPIs; :mod:`experiments.calibration.dashboard`) names
 the KPIs a store knows; the parameters those KPIs identify are fitted
@@ -7,6 +7,12 @@ the KPIs a store knows; the parameters those KPIs identify are fitted
 calibrated.yaml (a whole scenario, for ``experiments.run scenario_file=``), fit.csv,
 uncertainty.csv, notes.txt, fit.png, calibration.json and run.json (written last).
 ``run(cfg, out_dir)`` is the plain function behind it.
+
+``transactions=FILE`` (an order export: customer_id, date, amount; CSV or Parquet) instead makes
+the log's customers the world's agents and fits their repeat buying and spend to the whole
+file (:mod:`experiments.calibration.forecast`); with ``forecast_days=N`` it writes forecast.csv
+(per day after the log: the simulated orders' median and 5-95% band over ``replicates``, and
+BG/NBD's) and forecast.png. Outputs: calibrated.yaml, fit.csv, transactions.json, run.json.
 """
 
 from __future__ import annotations
@@ -25,24 +31,39 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from hydra.core.config_store import ConfigStore  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import MISSING, DictConfig, OmegaConf  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from experiments import config as config_mod  # noqa: E402
 from experiments import outputs  # noqa: E402
 from experiments.calibration.dashboard import Dashboard, load_dashboard  # noqa: E402
 from experiments.calibration.fit import Calibration, calibrate, check_fittable  # noqa: E402
+from experiments.calibration.logrun import report_log, run_log  # noqa: E402
+from experiments.calibration.transactions import OrderLog, load_transactions  # noqa: E402
 from experiments.cli import hydra_app  # noqa: E402
 from experiments.figures import save_figure  # noqa: E402
 from sim.config import Scenario  # noqa: E402
-from sim.errors import check_number  # noqa: E402
+from sim.errors import ConfigError, check_number  # noqa: E402
+
+
+@dataclass
+class TransactionColumns:
+    """The order export's column names (``columns.amount=total`` if it calls it so)."""
+
+    customer_id: str = "customer_id"
+    date: str = "date"
+    amount: str = "amount"
 
 
 @dataclass
 class CalibrateConf:
     """Schema of conf/calibrate.yaml (see its comments for each field)."""
 
-    dashboard: str = MISSING
+    dashboard: str | None = None
+    transactions: str | None = None
+    columns: TransactionColumns = field(default_factory=lambda: TransactionColumns())
+    forecast_days: int = 0
+    replicates: int = 20
     seed: int = 42
     trials: int = 60
     population: int = 50_000
@@ -52,10 +73,19 @@ class CalibrateConf:
     scenario_file: str | None = None
 
 
-def validate(cfg: DictConfig) -> tuple[Scenario, Dashboard]:
-    """Check the config and the dashboard once, before anything runs (ConfigError if bad)."""
+def validate(cfg: DictConfig) -> tuple[Scenario, Dashboard | OrderLog]:
+    """Check the config and the dashboard or log once, before anything runs (ConfigError if bad)."""
     config_mod.check_known_keys(cfg, CalibrateConf, "")
     check_number(cfg.seed, "seed", ge=0, integer=True)
+    if (cfg.dashboard is None) == (cfg.transactions is None):
+        raise ConfigError("dashboard", "", message="dashboard or transactions: give one of them "
+                          "(dashboard=FILE.yaml or transactions=FILE.csv)")  # fmt: skip
+    if cfg.transactions is not None:
+        check_number(cfg.forecast_days, "forecast_days", ge=0, integer=True)
+        check_number(cfg.replicates, "replicates", ge=1, integer=True)
+        scenario = config_mod.scenario_of(cfg)
+        columns = {k: str(v) for k, v in cfg.columns.items()}
+        return scenario, load_transactions(cfg.transactions, columns)
     check_number(cfg.trials, "trials", ge=1, integer=True)
     check_number(cfg.population, "population", ge=100, integer=True)
     check_number(cfg.polish, "polish", ge=0, integer=True)
@@ -126,9 +156,13 @@ OTHERS = "every other key of the scenario stays at the starting scenario's value
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
-    """Calibrate to the config's dashboard and write the outputs into ``out_dir``."""
+    """Calibrate to the config's dashboard (or log) and write the outputs into ``out_dir``."""
     started = dt.datetime.now(dt.UTC).isoformat()
     base, dashboard = validate(cfg)
+    if isinstance(dashboard, OrderLog):
+        summary = run_log(base, dashboard, cfg, out_dir)
+        _run_json(cfg, out_dir, started)
+        return summary
     bars: dict[str, tqdm] = {}
     totals = {"search": (cfg.trials, "search trials"), "full": (cfg.polish + 1, "market-size runs")}
 
@@ -147,13 +181,17 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         for bar in bars.values():
             bar.close()
     summary = write(cal, dashboard, cfg, out_dir)
+    _run_json(cfg, out_dir, started)
+    return summary
+
+
+def _run_json(cfg: DictConfig, out_dir: Path, started: str) -> None:
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     outputs.write_json(out_dir / "run.json", {
         "package": "funnelsim", "version": outputs.package_version(), "seed": int(cfg.seed),
         "command": "calibrate", "config_hash": outputs.config_hash(resolved),
         "start_time": started, "end_time": dt.datetime.now(dt.UTC).isoformat(),
     })  # fmt: skip
-    return summary
 
 
 def report(summary: dict) -> str:
@@ -181,7 +219,7 @@ def task(cfg: DictConfig) -> dict:
     """Hydra task: run, print the report."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     summary = run(cfg, out_dir)
-    print(report(summary))
+    print(report_log(summary) if "transactions" in summary else report(summary))
     print(f"\nOutputs in {out_dir}")
     return summary
 

@@ -561,3 +561,63 @@ def _book(world, agent, time, product, qty, add) -> None:
         channel=np.where(organic, CH["organic_search"], CH["direct"]).astype(np.int8),
         discount=np.zeros(len(agent)),
     )  # fmt: skip
+
+
+@njit(cache=True)
+def _buy_chances(aff, s_pos, base, lift, clipped, closing, p_views, p_checkout, p_purchase):
+    """:func:`_p_buy` of every agent (its first value: the chance a non-bounced visit orders)."""
+    out = np.empty(aff.shape[0])
+    for i in range(aff.shape[0]):
+        out[i] = _p_buy(aff[i], s_pos[i], base[i], lift, clipped, closing, p_views, p_checkout,
+                        p_purchase)[0]  # fmt: skip
+    return out
+
+
+def customer_buy_chance(world) -> np.ndarray:
+    """Each agent's chance that an own visit ends in an order once it is a customer.
+
+    The reduced model's purchase chance of the drawn past (the funnel's bounce, views,
+    add-to-cart with ``customer_cart_lift``, checkout and purchase), with the own visits' mix
+    of organic and direct bounce; satiation and saved carts are left out, as in the past.
+    """
+    shop, f = _Shop(world), world.scenario.funnel
+    s_pos = np.clip(shop.s.astype(float), _S_GRID[0], _S_GRID[-1]) / (_S_GRID[1] - _S_GRID[0])
+    p = _buy_chances(
+        shop.aff,
+        s_pos,
+        shop.base,
+        float(f.customer_cart_lift),
+        shop.clipped,
+        shop.closing,
+        shop.p_views,
+        float(f.p_checkout),
+        float(f.p_purchase),
+    )
+    return shop.stay * p
+
+
+def from_log(world, orders, first, last, lapsed, visit_rate) -> None:
+    """Make every agent a customer with a given past, instead of a drawn one.
+
+    Call it on a world built with ``history.days = 0`` and ``warmup_days = 0``, before it
+    runs: agent ``i`` is aware (on no list), has ``orders[i]`` past orders, the first at time
+    ``first[i]`` and the last at ``last[i]`` (days, before the world's start), is lapsed or
+    not and visits at its own hazard ``visit_rate[i]`` (boosted after its last order as any
+    customer's). Its first own visit is drawn from that state (keyed on the agent, stream
+    ``log_past``). The past orders themselves are not booked in the orders table.
+    """
+    pop, n = world.pop, world.pop.size
+    start = float(world.env.now)
+    pop.aware[:] = True
+    pop.email_ok[:] = False
+    pop.sms_ok[:] = False
+    pop.n_orders[:] = np.asarray(orders, dtype=pop.n_orders.dtype)
+    pop.last_order[:] = last
+    pop.lapsed[:] = lapsed
+    pop.visit_rate[:] = visit_rate
+    world.u["first_order"][:] = first
+    world.u["last_order"][:] = last
+    world.forget_at[:] = np.inf  # customers do not forget the store
+    ids = np.arange(n)
+    gap = rng.exponential(world.keyed("log_past"), ids, 0)
+    world.reschedule(ids, np.full(n, start), gap)
