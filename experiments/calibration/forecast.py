@@ -51,7 +51,7 @@ class LogFit(NamedTuple):
 
     scenario: Scenario  # the starting scenario with the fitted values (market size: the log's)
     reduced: R.Repeat  # the likelihood's parameters (the posterior's model)
-    engine_visit_rate: float  # traffic.visit_rate the engine runs at (level matched)
+    engine_visit_rate: float  # traffic.visit_rate the engine runs at (the likelihood's)
     fit: pd.DataFrame  # target, simulated per statistic
     likelihood: R.RepeatFit
     steps: int  # engine runs
