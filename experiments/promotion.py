@@ -11,7 +11,7 @@ a dip after. The discount is also given on orders that would have come anyway, s
 effect on gross margin can be negative while orders rise.
 
 Outputs: the promoted store's usual tables (daily.csv, kpis_over_time.png, ...), promotion.csv
-(per window day: orders, revenue, gross margin with and without, and the differences),
+(per window day: sessions, orders, revenue, gross margin with and without, the differences),
 promotion_phases.csv (during, the 28 days after, the rest, the whole window: differences with
 Monte Carlo standard errors from the paired per-user differences), promotion.png and a report.
 """
@@ -39,13 +39,19 @@ from sim.config import Scenario  # noqa: E402
 from sim.world import Results  # noqa: E402
 
 AFTER_DAYS = 28  # the "after" phase: days after each promotion day (as the default pull_days)
-KEYS = ("orders", "revenue", "margin")
+KEYS = ("sessions", "orders", "revenue", "margin")
 PHASES = ("during", f"after {AFTER_DAYS} days", "other days", "whole window")
 
 
 def _window_orders(results: Results) -> pd.DataFrame:
     o = results.orders[results.orders["time"].to_numpy() >= 0]
     return o.assign(day=np.floor(o["time"].to_numpy()).astype(int))
+
+
+def _window_sessions(results: Results) -> pd.DataFrame:
+    s = results.sessions[results.sessions["time"].to_numpy() >= 0]
+    return pd.DataFrame({"user_id": s["user_id"].to_numpy(),
+                         "day": np.floor(s["time"].to_numpy()).astype(int)})  # fmt: skip
 
 
 def phases_of(scenario: Scenario) -> np.ndarray:
@@ -63,6 +69,7 @@ def daily(without: Results, with_: Results, days: int, start) -> pd.DataFrame:
     out = pd.DataFrame({"day": np.arange(days)})
     out["date"] = [(start + dt.timedelta(days=int(d))).isoformat() for d in out["day"]]
     for name, res in (("without", without), ("with", with_)):
+        out[f"sessions_{name}"] = np.bincount(_window_sessions(res)["day"], minlength=days)[:days]
         o = _window_orders(res)
         out[f"orders_{name}"] = np.bincount(o["day"], minlength=days)[:days]
         for key in ("revenue", "margin"):
@@ -75,15 +82,18 @@ def daily(without: Results, with_: Results, days: int, start) -> pd.DataFrame:
 def phase_table(without: Results, with_: Results, phase: np.ndarray) -> pd.DataFrame:
     """Per phase: totals with and without, the difference and its paired standard error."""
     n = without.scenario.population.size
-    frames = {name: _window_orders(r) for name, r in (("without", without), ("with", with_))}
+    pairs = (("without", without), ("with", with_))
+    frames = {name: _window_orders(r) for name, r in pairs}
+    visits = {name: _window_sessions(r) for name, r in pairs}
     rows = []
     for p, label in enumerate(PHASES):
         row = {"phase": label, "days": int((phase == p).sum()) if p < 3 else len(phase)}
         for key in KEYS:
             per_user = {}
-            for name, o in frames.items():
+            for name in frames:
+                o = visits[name] if key == "sessions" else frames[name]
                 sel = o if p == 3 else o[phase[o["day"].to_numpy()] == p]
-                weights = None if key == "orders" else sel[key].to_numpy()
+                weights = None if key in ("sessions", "orders") else sel[key].to_numpy()
                 per_user[name] = np.bincount(sel["user_id"], weights=weights, minlength=n)
                 row[f"{key}_{name}"] = float(per_user[name].sum())
             diff = per_user["with"] - per_user["without"]
@@ -94,9 +104,9 @@ def phase_table(without: Results, with_: Results, phase: np.ndarray) -> pd.DataF
 
 
 def figure(table: pd.DataFrame, phase: np.ndarray, path: Path) -> None:
-    """Daily orders with and without; the daily difference; the cumulative margin difference."""
+    """Daily orders with and without, their difference, and the cumulative differences."""
     dates = pd.to_datetime(table["date"])
-    fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    fig, axes = plt.subplots(4, 1, figsize=(9, 10), sharex=True)
     axes[0].plot(dates, table["orders_without"], lw=1.2, label="without the promotions")
     axes[0].plot(dates, table["orders_with"], lw=1.2, label="with them")
     axes[0].set_ylabel("orders per day")
@@ -111,6 +121,8 @@ def figure(table: pd.DataFrame, phase: np.ndarray, path: Path) -> None:
     twin.set_ylabel("cumulative gross margin ($)")
     lines = axes[2].get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     axes[2].legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="center right")
+    axes[3].plot(dates, table["sessions_diff"].cumsum(), lw=1.8, color="#4C72B0")
+    axes[3].set_ylabel("cumulative sessions")
     for ax in axes:
         for day in np.flatnonzero(phase == 0):
             ax.axvspan(dates[day], dates[day] + pd.Timedelta(days=1), color="#DD8452",
@@ -126,11 +138,12 @@ def figure(table: pd.DataFrame, phase: np.ndarray, path: Path) -> None:
 
 def table_text(phases: pd.DataFrame) -> str:
     """The phase table as printed: differences with their standard errors."""
-    lines = [f"{'phase':<14} {'days':>5} {'orders':>18} {'revenue ($)':>22} {'margin ($)':>22}"]
+    lines = [f"{'phase':<14} {'days':>5} {'sessions':>18} {'orders':>16} {'revenue ($)':>22} "
+             f"{'margin ($)':>22}"]  # fmt: skip
     for _, r in phases.iterrows():
         cells = [f"{r[f'{k}_diff']:>+10,.0f} +- {r[f'{k}_diff_se']:<6,.0f}" for k in KEYS]
-        lines.append(f"{r['phase']:<14} {r['days']:>5} {cells[0]:>18} {cells[1]:>22} "
-                     f"{cells[2]:>22}")  # fmt: skip
+        lines.append(f"{r['phase']:<14} {r['days']:>5} {cells[0]:>18} {cells[1]:>16} "
+                     f"{cells[2]:>22} {cells[3]:>22}")  # fmt: skip
     lines.append("with - without the promotions, +- one Monte Carlo standard error (paired).")
     return "\n".join(lines)
 
@@ -154,9 +167,10 @@ def run(cfg, scenario: Scenario, out_dir: Path, write_tables) -> dict:
     text = (f"{scenario.population.size:,} agents, {scenario.days} days from "
             f"{scenario.start_date}, seed {cfg.seed}, {strategies_label(cfg)}; promotions: "
             f"{names}. Both worlds share the agents and their keyed random numbers, so the "
-            "difference is the promotions'. During: the discount's bump. After: orders pulled "
-            "forward (satiation) and list prices that feel dear to those who saw the discount "
-            "(reference prices). The discount is also given on orders that would have come "
+            "difference is the promotions'. During: the discount's bump and the visits it moved "
+            "forward. After: those visits missing, needs met by the sale's orders (satiation) "
+            "and list prices that feel dear to those who saw the discount (reference prices). "
+            "The discount is also given on orders that would have come "
             "anyway, so gross margin can fall while orders rise.")  # fmt: skip
     shown = phases[["phase", "days"]].copy()
     for k in KEYS:  # the SE unsigned: named apart from the signed difference
