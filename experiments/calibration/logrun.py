@@ -34,9 +34,9 @@ def forecast_figure(table: pd.DataFrame, path: Path, actual: pd.Series | None = 
     """Cumulative orders after the log: simulated median and band, BG/NBD (and the actual)."""
     fig, ax = plt.subplots(figsize=(8, 4.2))
     date = pd.to_datetime(table["date"])
-    ax.fill_between(date, table["simulated_orders_p05"].cumsum(),
-                    table["simulated_orders_p95"].cumsum(), color="tab:blue", alpha=0.25,
-                    label="simulated, 5-95% of replicates (daily bands summed)")  # fmt: skip
+    ax.fill_between(date, table["simulated_cumulative_p05"], table["simulated_cumulative_p95"],
+                    color="tab:blue", alpha=0.25,
+                    label="simulated, 5-95% of replicates' running totals")  # fmt: skip
     ax.plot(date, table["simulated_orders"].cumsum(), color="tab:blue", label="simulated, median")
     ax.plot(date, table["bgnbd_orders"].cumsum(), color="tab:orange", label="BG/NBD")
     if actual is not None:
@@ -45,6 +45,7 @@ def forecast_figure(table: pd.DataFrame, path: Path, actual: pd.Series | None = 
     ax.set_ylabel("cumulative orders (customer-days)")
     ax.set_title("Orders of the log's customers after its last date")
     ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
     save_figure(fig, path)
 
 
