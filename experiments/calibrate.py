@@ -68,6 +68,7 @@ class CalibrateConf:
     trials: int = 60
     population: int = 50_000
     polish: int = 2
+    fit_replicates: int = 3
     progress: bool = True
     scenario: Scenario = field(default_factory=Scenario)
     scenario_file: str | None = None
@@ -89,6 +90,7 @@ def validate(cfg: DictConfig) -> tuple[Scenario, Dashboard | OrderLog]:
     check_number(cfg.trials, "trials", ge=1, integer=True)
     check_number(cfg.population, "population", ge=100, integer=True)
     check_number(cfg.polish, "polish", ge=0, integer=True)
+    check_number(cfg.fit_replicates, "fit_replicates", ge=1, integer=True)
     scenario = config_mod.scenario_of(cfg)
     dashboard = load_dashboard(cfg.dashboard)
     check_fittable(dashboard)
@@ -164,7 +166,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         _run_json(cfg, out_dir, started)
         return summary
     bars: dict[str, tqdm] = {}
-    totals = {"search": (cfg.trials, "search trials"), "full": (cfg.polish + 1, "market-size runs")}
+    full = cfg.polish + 1 + cfg.fit_replicates * (cfg.fit_replicates > 1)
+    totals = {"search": (cfg.trials, "search trials"), "full": (full, "market-size runs")}
 
     def tick(phase: str) -> None:
         if phase not in bars:  # a new phase: the last one's bar is done
@@ -176,7 +179,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         bars[phase].update(1)
 
     try:
-        cal = calibrate(base, dashboard, cfg.trials, cfg.population, cfg.polish, cfg.seed, tick)
+        cal = calibrate(base, dashboard, cfg.trials, cfg.population, cfg.polish, cfg.seed,
+                        cfg.fit_replicates, tick)  # fmt: skip
     finally:
         for bar in bars.values():
             bar.close()

@@ -62,6 +62,9 @@ class CatalogConfig:
     initial_reviews: float = MISSING
     rating_mean: float = MISSING
     shared_reviews: bool = True
+    # The catalog's own seed: a store keeps its catalog whatever the run's seed (replicates then
+    # draw new people for the same store); None: the run's seed draws it
+    seed: int | None = None
 
 
 @dataclass
@@ -346,6 +349,7 @@ _POSITIVE = {
 _INTEGERS = {
     "size", "days", "warmup_days", "n_products", "n_categories", "complements", "horizon_days",
     "welcome_emails", "welcome_every_days", "month", "day", "nth", "peak_day", "pull_days",
+    "seed",
 }  # fmt: skip
 
 
@@ -354,7 +358,7 @@ _CHECKED_ELSEWHERE = {"offset", "email_days"}  # signed day counts (sim.calendar
 
 
 def _check_value(key: str, name: str, value: object) -> None:
-    if isinstance(value, bool) or isinstance(value, str) or name in _CHECKED_ELSEWHERE:
+    if value is None or isinstance(value, bool | str) or name in _CHECKED_ELSEWHERE:
         return
     integer = name in _INTEGERS
     if any(key.endswith("." + k) for k in _ZERO_ALLOWED):

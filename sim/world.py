@@ -119,7 +119,8 @@ class World:
         if arm is not None:
             self.pop.arm[:] = arm
         groups = 1 if scenario.catalog.shared_reviews else len(self.arm_names)
-        self.catalog = build_catalog(scenario.catalog, self.seed, groups)
+        own = scenario.catalog.seed  # a store's own catalog, whatever the run's seed
+        self.catalog = build_catalog(scenario.catalog, self.seed if own is None else own, groups)
         self.review_group = (
             np.zeros(len(self.arm_names), np.int64) if groups == 1 else np.arange(groups)
         )

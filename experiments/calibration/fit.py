@@ -38,6 +38,7 @@ from scipy.optimize import root
 from scipy.special import expit, logit
 
 from experiments.calibration.dashboard import Dashboard
+from experiments.replicates import replicate_seeds
 from sim.aggregate import facts_of, kpi_table
 from sim.config import Scenario, validate
 from sim.errors import ConfigError
@@ -132,7 +133,8 @@ def with_values(scenario: Scenario, values: dict[str, float]) -> Scenario:
         node = out
         for part in path:
             node = getattr(node, part)
-        setattr(node, name, int(round(value)) if key == SIZE else float(value))
+        integer = key in (SIZE, "catalog.seed")
+        setattr(node, name, int(round(value)) if integer else float(value))
     return validate(out)
 
 
@@ -355,7 +357,7 @@ def measure(scenario: Scenario, seed: int, kpis: list[str], groups: int = GROUPS
 
 
 def calibrate(base: Scenario, dashboard: Dashboard, trials: int = 60, population: int = 50_000,
-              polish: int = 2, seed: int = 42,
+              polish: int = 2, seed: int = 42, replicates: int = 3,
               progress: Callable[[str], None] = lambda phase: None) -> Calibration:  # fmt: skip
     """Fit ``base`` (a whole scenario) to the dashboard; check the result at full scale.
 
@@ -370,7 +372,10 @@ def calibrate(base: Scenario, dashboard: Dashboard, trials: int = 60, population
             from the full-scale residuals (so the search population's own noise is not left in
             the fit), each checked by a full-scale run; the best full-scale run is kept.
         seed: The one seed of every simulation (common random numbers); the calibrated store is
-            the scenario at this seed.
+            the scenario with its catalog drawn at this seed (``catalog.seed``).
+        replicates: Full-scale runs of the calibrated store behind fit.csv (people drawn anew
+            at the seeds :func:`experiments.replicates.replicate_seeds` spawns, the catalog
+            kept): ``simulated`` is their mean, ``se`` its standard error.
         progress: Called with ``"search"`` after each search trial, ``"full"`` after each
             full-scale run.
 
@@ -405,6 +410,16 @@ def calibrate(base: Scenario, dashboard: Dashboard, trials: int = 60, population
         step *= min(1.0, 2 * np.abs(r).max() / max(np.abs(step).max(), 1e-12))
         x = np.clip(x - step, -BOUND, BOUND)
     _, x, scenario, measured = best
+    # The store keeps its catalog (drawn at the seed); fit.csv: new people, a few replicates
+    scenario = with_values(scenario, {"catalog.seed": seed})
+    if replicates > 1:
+        reps = [measure(scenario, r, kpis) for r in replicate_seeds(seed, replicates)]
+        for _ in reps:
+            progress("full")
+        measured = pd.DataFrame({
+            "value": np.mean([m["value"] for m in reps], axis=0),
+            "se": np.sqrt(np.sum([m["se"] ** 2 for m in reps], axis=0)) / replicates,
+        }, index=kpis)  # fmt: skip
     full_s = time.perf_counter() - started
     fit = pd.DataFrame({"kpi": kpis, "target": target[kpis].to_numpy(),
                         "simulated": measured["value"].to_numpy(),
@@ -412,6 +427,7 @@ def calibrate(base: Scenario, dashboard: Dashboard, trials: int = 60, population
                         "rel_error": (measured["value"] / target[kpis] - 1).to_numpy(),
                         "parameter": [fits.get(k, "") for k in kpis]})  # fmt: skip
     rel_sd = (measured["se"] / measured["value"].abs())[s.kpis].to_numpy()
-    cost = Cost(s.used, population, round(searched, 2), runs, scenario.population.size,
+    cost = Cost(s.used, population, round(searched, 2), runs + replicates * (replicates > 1),
+                scenario.population.size,
                 round(full_s, 2), stopped)  # fmt: skip
     return Calibration(scenario, seed, fits, notes, fit, uncertainty(s, x, jac, rel_sd), cost)

@@ -15,6 +15,7 @@ from experiments.calibration import fit as F
 from experiments.calibration.dashboard import Dashboard, parse
 from experiments.calibration.whatif import paired_lift
 from experiments.config import load_scenario
+from experiments.replicates import replicate_seeds
 from sim.errors import ConfigError
 
 PERIOD = {"start": "2027-01-01", "days": 90}
@@ -89,7 +90,7 @@ def test_outputs_and_the_calibrated_scenario_runs_with_experiments_run(tmp_path)
     path.write_text(yaml.safe_dump(dash, sort_keys=False))
     out = tmp_path / "cal"
     proc = calibrate_cli(f"dashboard={path}", "trials=12", "population=3000", "progress=false",
-                         "seed=5", f"hydra.run.dir={out}")  # fmt: skip
+                         "seed=5", "fit_replicates=2", f"hydra.run.dir={out}")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "stays at the default" in proc.stdout and "cost:" in proc.stdout
     assert {"calibrated.yaml", "fit.csv", "uncertainty.csv", "notes.txt", "fit.png",
@@ -105,16 +106,21 @@ def test_outputs_and_the_calibrated_scenario_runs_with_experiments_run(tmp_path)
     assert (ranges["low"] <= ranges["value"]).all() and (ranges["value"] <= ranges["high"]).all()
     summary = json.loads((out / "calibration.json").read_text())
     assert summary["cost"]["search_simulations"] <= 12
-    # Round trip: the calibrated store run by experiments.run at its seed is the one measured
-    run = tmp_path / "run"
-    proc = run_cli(f"scenario_file={out / 'calibrated.yaml'}", "seed=5", "progress=false",
-                   "output.events=false", f"hydra.run.dir={run}")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    total = json.loads((run / "kpis.json").read_text())["total"]
+    # Round trip: the calibrated store run by experiments.run at the replicates' seeds is the one
+    # measured (fit.csv: their mean), its catalog the calibration seed's whatever the run's seed
+    totals = []
+    for i, rep_seed in enumerate(replicate_seeds(5, 2)):
+        run = tmp_path / f"run{i}"
+        proc = run_cli(f"scenario_file={out / 'calibrated.yaml'}", f"seed={rep_seed}",
+                       "progress=false", "output.events=false", f"hydra.run.dir={run}")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        totals.append(json.loads((run / "kpis.json").read_text())["total"])
     sc = load_scenario([f"scenario_file={out / 'calibrated.yaml'}"])
     assert sc.name == "tiny" and sc.start_date == "2026-10-01" and sc.days == 60
-    for kpi, row in fit.iterrows():  # the same world: equal up to summation order
-        assert total[kpi] == pytest.approx(row["simulated"], rel=1e-9), kpi
+    assert sc.catalog.seed == 5
+    for kpi, row in fit.iterrows():  # the same worlds: equal up to summation order
+        mean = np.mean([t[kpi] for t in totals])
+        assert mean == pytest.approx(row["simulated"], rel=1e-9), kpi
 
 
 MOVED = {"population.size": 30_000, "funnel.p_cart": 0.030, "funnel.p_checkout": 0.66,
