@@ -190,12 +190,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
 
 def _run_json(cfg: DictConfig, out_dir: Path, started: str) -> None:
-    resolved = OmegaConf.to_yaml(cfg, resolve=True)
-    outputs.write_json(out_dir / "run.json", {
-        "package": "funnelsim", "version": outputs.package_version(), "seed": int(cfg.seed),
-        "command": "calibrate", "config_hash": outputs.config_hash(resolved),
-        "start_time": started, "end_time": dt.datetime.now(dt.UTC).isoformat(),
-    })  # fmt: skip
+    outputs.write_run_json(out_dir, cfg, started, command="calibrate")
 
 
 def report(summary: dict) -> str:

@@ -103,6 +103,18 @@ def config_hash(config_yaml: str) -> str:
     return hashlib.sha256(config_yaml.encode()).hexdigest()
 
 
+def write_run_json(out_dir: Path, cfg: Any, started: str, **what: str) -> Path:
+    """run.json, written last: version, seed, what ran (``what``), config hash, start and end."""
+    from omegaconf import OmegaConf
+
+    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    return write_json(out_dir / "run.json", {
+        "package": "funnelsim", "version": package_version(), "seed": int(cfg.seed), **what,
+        "config_hash": config_hash(resolved),
+        "start_time": started, "end_time": dt.datetime.now(dt.UTC).isoformat(),
+    })  # fmt: skip
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON (NaN and inf written as null), atomically."""
     text = json.dumps(plain(data), indent=2, allow_nan=False) + "\n"
