@@ -104,8 +104,9 @@ def scenario_yaml(cal: Calibration, source: str) -> str:
     lines = [
         f"# Calibrated by `python -m experiments.calibrate` to {source}",
         f"# ({dt.date.today().isoformat()}, funnelsim {outputs.package_version()}).",
-        f"# The store is this scenario at seed={cal.seed} (a seed also draws the catalog):",
-        f"#   python -m experiments.run scenario_file=calibrated.yaml seed={cal.seed}",
+        f"# The store keeps the catalog seed {cal.seed} draws (catalog.seed); any run's seed",
+        "# draws new people for it (fit.csv: the mean of a few such runs):",
+        "#   python -m experiments.run scenario_file=calibrated.yaml",
         "# Fitted (see uncertainty.csv for their ranges):",
         *[f"#   {p}: {v:.6g} (from {by[p]})" for p, v in fitted.items()],
         "# Every other value is the starting scenario's; notes.txt says why.",
