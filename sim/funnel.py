@@ -121,8 +121,8 @@ class Funnel:
             resumed[rows[back]] = w.saved_product[agent[back]] >= 0
             self._planned[rows[planned]] = True
             w.saved_at[agent] = -np.inf  # seen: taken up or let go
-        if cfg.come_back > 0:
-            w.cancel_return(v.agent)  # back (for the cart or not, or by a reminder)
+        if cfg.come_back > 0:  # back (for the cart or not, or by a reminder)
+            w.cancel_return(v.agent[w.coming_back[v.agent]])
         return resumed
 
     def _views(self, v: Visits, pages: np.ndarray, bounced: np.ndarray) -> None:
@@ -282,8 +282,8 @@ class Funnel:
                 means = left & (self.draw_rows(v, rows, _S_COME_BACK) < cfg.come_back)
                 k = v.session_no[rows].astype(np.int64) * SLOTS + _S_RETURN_GAP
                 wait = rng.exponential(self.key, agent, k) * cfg.come_back_days
-                w.coming_back[agent] = means
-                w.return_at[agent] = np.where(means, np.floor(v.time[rows]) + 1 + wait, np.inf)
+                w.cancel_return(agent[~means])  # a new cart or an order: no return planned
+                w.plan_returns(agent[means], (np.floor(v.time[rows]) + 1 + wait)[means])
         rows = np.flatnonzero(pop.n_sessions[v.agent] == 1)
         quiz = np.zeros(m, dtype=bool)
         quiz[rows] = self.draw_rows(v, rows, _S_QUIZ) < w.scenario.population.quiz_rate

@@ -158,6 +158,7 @@ class World:
         # Abandoners who mean to come back for the saved cart, and when (funnel.come_back)
         self.coming_back = np.zeros(n, dtype=bool)
         self.return_at = np.full(n, np.inf)
+        self.returns_due: dict[int, list[np.ndarray]] = {}  # day -> agents filed to return then
         self.come_back = self.scenario.funnel.come_back > 0
         self.resume_at = np.full(n, -np.inf)  # planned time of a visit a promotion moved forward
         # Each agent's candidate own-visit hazard, set at its last visit (reschedule) and kept
@@ -275,6 +276,26 @@ class World:
             self.email_left[agent] = True
         else:
             self.pop.sms_ok[agent] = False
+
+    def plan_returns(self, agent: np.ndarray, time: np.ndarray) -> None:
+        """The agents mean to come back for their saved carts at ``time`` (a later day).
+
+        Filed under the day it falls on, or the next day the daily step will look at (a
+        reminder's visit from yesterday, processed today, can plan a return for today).
+        """
+        self.coming_back[agent] = True
+        self.return_at[agent] = time
+        day = np.maximum(np.floor(time), np.floor(self.env.now) + 1).astype(np.int64)
+        for d in np.unique(day).tolist():
+            self.returns_due.setdefault(d, []).append(agent[day == d])
+
+    def _returning(self, day: int) -> np.ndarray:
+        """The planned returns due on ``day`` (sorted; cancelled or moved ones dropped)."""
+        parts = self.returns_due.pop(day, None)
+        if parts is None:
+            return np.empty(0, np.int64)
+        agent = np.unique(np.concatenate(parts))
+        return agent[self.return_at[agent] < day + 1]
 
     def cancel_return(self, agent: np.ndarray) -> None:
         """The agents came back for their saved carts (their planned return is used up)."""
@@ -396,7 +417,7 @@ class World:
         One batch a day keeps the SimPy and numpy overhead per day fixed whatever the number
         of mechanisms; shared state (reviews, stock of points) is updated between days.
         """
-        due = np.flatnonzero(self.return_at < day + 1) if self.come_back else ()
+        due = self._returning(day) if self.come_back else ()
         if len(due):  # planned returns for saved carts (funnel.come_back): direct visits
             self.queue_visits(due, self.return_at[due], np.full(len(due), CH["direct"], np.int8))
             self.return_at[due] = np.inf
