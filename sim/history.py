@@ -578,21 +578,25 @@ def customer_buy_chance(world) -> np.ndarray:
 
     The reduced model's purchase chance of the drawn past (the funnel's bounce, views,
     add-to-cart with ``customer_cart_lift``, checkout and purchase), with the own visits' mix
-    of organic and direct bounce; satiation and saved carts are left out, as in the past.
+    of organic and direct bounce, plus the carts its shoppers come back for
+    (``funnel.come_back``): a cart left is bought on the planned return with the lifted
+    checkout and purchase chances ``o_r``, and a return that leaves it again may come back
+    again, so ``p + come_back A o_r / (1 - come_back (1 - o_r))`` with ``A`` the chance of
+    leaving a cart. Satiation and the saved carts taken up by chance (``cart_return``) are
+    left out.
     """
     shop, f = _Shop(world), world.scenario.funnel
     s_pos = np.clip(shop.s.astype(float), _S_GRID[0], _S_GRID[-1]) / (_S_GRID[1] - _S_GRID[0])
-    p = _buy_chances(
-        shop.aff,
-        s_pos,
-        shop.base,
-        float(f.customer_cart_lift),
-        shop.clipped,
-        shop.closing,
-        shop.p_views,
-        float(f.p_checkout),
-        float(f.p_purchase),
-    )
+    args = (shop.aff, s_pos, shop.base, float(f.customer_cart_lift), shop.clipped, shop.closing,
+            shop.p_views)  # fmt: skip
+    p = _buy_chances(*args, float(f.p_checkout), float(f.p_purchase))
+    if f.come_back > 0:
+        up = 1.0 + f.come_back_lift
+        cart = _buy_chances(*args, 1.0, 1e12)  # the chance of a cart (checkout and buy sure)
+        lifted = _buy_chances(*args, min(1.0, f.p_checkout * up), f.p_purchase * up)
+        o_r = np.divide(lifted, cart, out=np.zeros_like(cart), where=cart > 0)
+        left = np.maximum(cart - p, 0.0)
+        p = p + f.come_back * left * o_r / (1.0 - f.come_back * (1.0 - o_r))
     return shop.stay * p
 
 

@@ -107,7 +107,7 @@ def _from_first_purchase(sc: Scenario, log: OrderLog, seed: int):
 
 def fit_log(base: Scenario, log: OrderLog, seed: int, tick: Callable[[str], None] = lambda p: None
             ) -> LogFit:  # fmt: skip
-    """Fit spend, repeat buying and the engine's level to the log (see the module)."""
+    """Fit spend and repeat buying to the log; check the engine's repeat level (see the module)."""
     amount = float(log.amount.mean())
     sc = base
     spend = []

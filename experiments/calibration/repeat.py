@@ -13,9 +13,10 @@ lapsed -> order at ``c = lapsed_rate a``. Between two orders ``U`` apart its den
 order), and no order in the ``U`` to the end of the log has chance ``e^{-(a+b)U}`` (active)
 plus the second term over ``c`` (lapsed). ``g`` is integrated out on a grid of Gamma bins.
 
-The same reduced model as the drawn past (:mod:`sim.history`), so it leaves out what that
-leaves out (satiation, saved carts, the engine setting the hazard visit by visit); the
-engine's level is then matched by :mod:`experiments.calibration.forecast`. Given a customer's
+The drawn past's reduced model (:mod:`sim.history`), its purchase chance with the orders of
+the planned cart returns added (``funnel.come_back``); it leaves out satiation, the saved carts
+taken up by chance and the engine setting the hazard visit by visit, so the engine's level is
+checked by :mod:`experiments.calibration.forecast` (fit.csv), not matched. Given a customer's
 purchase days, the posterior of ``(g, lapsed)`` at the end of the log is its state.
 """
 
