@@ -56,7 +56,7 @@ def compare(folder: Path, run: Path) -> str:
     actual = pd.read_csv(folder / "cdnow_actual.csv").set_index("date")["actual_orders"]
     truth = float(actual.reindex(table["date"], fill_value=0).sum())
     lines = [f"actual orders over {len(table)} days: {truth:,.0f}"]
-    for col in ("simulated_orders", "simulated_cumulative_p05", "simulated_cumulative_p95",
+    for col in ("simulated_cumulative_p50", "simulated_cumulative_p05", "simulated_cumulative_p95",
                 "bgnbd_orders"):  # fmt: skip
         total = float(table[col].iloc[-1] if "cumulative" in col else table[col].sum())
         lines.append(f"{col:<26}{total:>10,.0f}  {total / truth - 1:+.1%}")

@@ -15,6 +15,7 @@ what is allowed, before anything runs.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +85,10 @@ def parse(data: object, default_name: str = "calibrated") -> Dashboard:
     start = period.get("start")
     if isinstance(start, dt.date):  # YAML reads an unquoted date as a date
         start = start.isoformat()
-    try:
-        dt.date.fromisoformat(str(start))
+    try:  # only YYYY-MM-DD (Python's ISO parser also takes 20261001 and week dates)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(start)):
+            raise ValueError(start)
+        start = dt.date.fromisoformat(str(start)).isoformat()
     except ValueError:
         raise ConfigError("dashboard.period.start", "a date YYYY-MM-DD", start) from None
     days = period.get("days")

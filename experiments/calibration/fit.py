@@ -197,10 +197,12 @@ class Search:
         self.totals = np.array([REGISTRY[k].type == "total" for k in self.kpis])
         self.z0 = np.array([_forward(p, get(self.base, p)) for p in self.params])
         self.simulated = [i for i, p in enumerate(self.params) if p != SIZE]
+        # The market size is not bounded: it needs no simulation (sessions scale with it)
+        self.bound = np.array([np.inf if p == SIZE else BOUND for p in self.params])
 
     def values(self, x: np.ndarray) -> dict[str, float]:
         """The parameter values at ``x``."""
-        z = self.z0 + np.clip(x, -BOUND, BOUND)
+        z = self.z0 + np.clip(x, -self.bound, self.bound)
         return {p: _inverse(p, v) for p, v in zip(self.params, z, strict=True)}
 
     def kpis_at(self, x: np.ndarray) -> pd.DataFrame:
@@ -408,7 +410,7 @@ def calibrate(base: Scenario, dashboard: Dashboard, trials: int = 60, population
         # The search's Jacobian is noisy (finite differences on a small population): a step
         # longer than twice the largest residual (elasticities are about 1) is not trusted
         step *= min(1.0, 2 * np.abs(r).max() / max(np.abs(step).max(), 1e-12))
-        x = np.clip(x - step, -BOUND, BOUND)
+        x = np.clip(x - step, -s.bound, s.bound)
     _, x, scenario, measured = best
     # The store keeps its catalog (drawn at the seed); fit.csv: new people, a few replicates
     scenario = with_values(scenario, {"catalog.seed": seed})
@@ -419,6 +421,7 @@ def calibrate(base: Scenario, dashboard: Dashboard, trials: int = 60, population
         measured = pd.DataFrame({
             "value": np.mean([m["value"] for m in reps], axis=0),
             "se": np.sqrt(np.sum([m["se"] ** 2 for m in reps], axis=0)) / replicates,
+            "se_one": np.sqrt(np.mean([m["se"] ** 2 for m in reps], axis=0)),
         }, index=kpis)  # fmt: skip
     full_s = time.perf_counter() - started
     fit = pd.DataFrame({"kpi": kpis, "target": target[kpis].to_numpy(),
@@ -426,7 +429,9 @@ def calibrate(base: Scenario, dashboard: Dashboard, trials: int = 60, population
                         "se": measured["se"].to_numpy(),
                         "rel_error": (measured["value"] / target[kpis] - 1).to_numpy(),
                         "parameter": [fits.get(k, "") for k in kpis]})  # fmt: skip
-    rel_sd = (measured["se"] / measured["value"].abs())[s.kpis].to_numpy()
+    # The ranges: the noise of one period of the store (one run's), not of the replicates' mean
+    one = measured["se_one"] if "se_one" in measured else measured["se"]
+    rel_sd = (one / measured["value"].abs())[s.kpis].to_numpy()
     cost = Cost(s.used, population, round(searched, 2), runs + replicates * (replicates > 1),
                 scenario.population.size,
                 round(full_s, 2), stopped)  # fmt: skip

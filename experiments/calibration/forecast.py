@@ -188,8 +188,8 @@ def bgnbd_forecast(log: OrderLog, days: int) -> tuple[np.ndarray, dict]:
 def forecast_table(log: OrderLog, simulated: np.ndarray, bgnbd: np.ndarray) -> pd.DataFrame:
     """forecast.csv: date, simulated median and 5-95% band over replicates, BG/NBD.
 
-    The daily band is each day's; ``simulated_cumulative_p05`` / ``_p95`` are the replicates'
-    running totals' percentiles (summing daily bands would overstate the spread of a total).
+    The daily band is each day's; ``simulated_cumulative_p05`` / ``_p50`` / ``_p95`` are the
+    replicates' running totals' percentiles (summed daily bands would overstate a total's spread).
     """
     days = simulated.shape[1]
     dates = pd.date_range(log.end + dt.timedelta(days=1), periods=days, freq="D")
@@ -201,5 +201,6 @@ def forecast_table(log: OrderLog, simulated: np.ndarray, bgnbd: np.ndarray) -> p
         "simulated_orders_p95": np.percentile(simulated, 95, axis=0),
         "bgnbd_orders": bgnbd,
         "simulated_cumulative_p05": np.percentile(running, 5, axis=0),
+        "simulated_cumulative_p50": np.median(running, axis=0),
         "simulated_cumulative_p95": np.percentile(running, 95, axis=0),
     })  # fmt: skip

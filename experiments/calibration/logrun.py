@@ -37,7 +37,7 @@ def forecast_figure(table: pd.DataFrame, path: Path, actual: pd.Series | None = 
     ax.fill_between(date, table["simulated_cumulative_p05"], table["simulated_cumulative_p95"],
                     color="tab:blue", alpha=0.25,
                     label="simulated, 5-95% of replicates' running totals")  # fmt: skip
-    ax.plot(date, table["simulated_orders"].cumsum(), color="tab:blue", label="simulated, median")
+    ax.plot(date, table["simulated_cumulative_p50"], color="tab:blue", label="simulated, median")
     ax.plot(date, table["bgnbd_orders"].cumsum(), color="tab:orange", label="BG/NBD")
     if actual is not None:
         ax.plot(date, actual.reindex(date, fill_value=0).cumsum().to_numpy(), color="black",

@@ -65,13 +65,16 @@ class OrderLog:
                              "purchases": count, "amount": total})  # fmt: skip
 
 
+MIN_CUSTOMERS = 100  # fewer cannot pin six repeat-buying parameters (and few order at all)
+
+
 def _read(path: Path) -> pd.DataFrame:
     try:
-        if path.suffix == ".csv":
+        if path.suffix.lower() == ".csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False)
         return pd.read_parquet(path)
     except (OSError, ValueError, ImportError) as exc:
-        kind = "CSV" if path.suffix == ".csv" else "Parquet"
+        kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError("transactions", f"a readable {kind} file ({reason})", str(path)) from None
 
@@ -88,7 +91,10 @@ def parse_dates(values: pd.Series, key: str) -> np.ndarray:
         out = pd.to_datetime(values, errors="coerce")
     else:
         text = values.astype(str).str.strip()
-        out = pd.to_datetime(text, errors="coerce", format="ISO8601")
+        try:
+            out = pd.to_datetime(text, errors="coerce", format="ISO8601")
+        except ValueError:  # mixed time zones: the dates alone, as written
+            out = pd.to_datetime(text.str[:10], errors="coerce", format="%Y-%m-%d")
         compact = text.str.fullmatch(r"\d{8}")
         if compact.any():
             out[compact] = pd.to_datetime(text[compact], errors="coerce", format="%Y%m%d")
@@ -137,6 +143,9 @@ def from_frame(frame: pd.DataFrame, columns: dict[str, str] | None = None) -> Or
         raise _bad_row(ids, missing, "transactions.customer_id", "a customer id (not empty)")
     days = parse_dates(frame[names["date"]], "transactions.date")
     amounts = parse_amounts(frame[names["amount"]], "transactions.amount")
+    if amounts.sum() <= 0:
+        raise ConfigError("transactions.amount", "", message="transactions.amount: must have "
+                          "an amount > 0 (every order is 0: no spend to fit)")  # fmt: skip
     codes, customers = pd.factorize(ids.astype(str).str.strip(), sort=True)
     first = days.min()
     day = (days - first).astype(np.int64)
@@ -156,4 +165,9 @@ def load_transactions(path: str | Path, columns: dict[str, str] | None = None) -
     path = Path(path)
     if not path.is_file() or path.suffix.lower() not in SUFFIXES:
         raise ConfigError("transactions", "an existing .csv or .parquet file", str(path))
-    return from_frame(_read(path), columns)
+    log = from_frame(_read(path), columns)
+    if log.size < MIN_CUSTOMERS:
+        raise ConfigError("transactions.customer_id", "", message=(
+            f"transactions.customer_id: must have at least {MIN_CUSTOMERS} customers to fit "
+            f"repeat buying (the file has {log.size})"))  # fmt: skip
+    return log
