@@ -282,7 +282,7 @@ class Funnel:
                 means = left & (self.draw_rows(v, rows, _S_COME_BACK) < cfg.come_back)
                 k = v.session_no[rows].astype(np.int64) * SLOTS + _S_RETURN_GAP
                 wait = rng.exponential(self.key, agent, k) * cfg.come_back_days
-                w.cancel_return(agent[~means])  # a new cart or an order: no return planned
+                # (_resume already cancelled every visitor's earlier plan)
                 w.plan_returns(agent[means], (np.floor(v.time[rows]) + 1 + wait)[means])
         rows = np.flatnonzero(pop.n_sessions[v.agent] == 1)
         quiz = np.zeros(m, dtype=bool)

@@ -1,9 +1,9 @@
 """A what-if of one store: a strategy's lift on a per-user total, with its Monte Carlo error.
 
-A calibrated store is a scenario at a seed (the seed draws its catalog too), so its what-if is
-the pair of worlds at that seed, with and without the strategy (common random numbers); the
-error comes from the agents, paired person by person. ``experiments.run experiment=whatif``
-with replicates answers a wider question: new seeds are new populations and new catalogs.
+A store's what-if is the pair of worlds at one seed, with and without the strategy (common
+random numbers); the error comes from the agents, paired person by person. A seed draws the
+people and, unless the scenario pins it (``catalog.seed``, as a calibrated store does), the
+catalog too.
 """
 
 from __future__ import annotations
