@@ -12,10 +12,15 @@ at a time:
 - an aware agent visits at its own hazard (``visit_rate``, thinned by the weekday cycle as the
   engine does), boosted after an order (``post_purchase_boost``, ``boost_days``) and cut to
   ``lapsed_rate`` once lapsed, plus clicks from ads, e-mail and SMS at their mean daily rates;
+- an unaware agent becomes aware at the ads' hazard of making it so, or by a visit: a
+  discovery or an ad's click (the engine's ads reach the unaware too), a visit that can end in
+  an order like any other; a prospect who forgets the store becomes aware again the same way;
 - each visit ends in an order with the agent's mean purchase chance per visit (the funnel's
   bounce, number of product views, add-to-cart by taste and price with ``customer_cart_lift``
-  once a customer, checkout and purchase) or else lapses the agent with
-  ``lapse_per_visit x churn``; an order ends a lapse;
+  once a customer, checkout and purchase), plus the orders of the cart it may leave (the
+  planned return of ``funnel.come_back``, or the next visit within ``cart_days`` taking the
+  saved cart up with ``cart_return``: :func:`_carts_back`, booked at this visit), or else
+  lapses the agent with ``lapse_per_visit x churn``; an order ends a lapse;
 - so the number of visits to the next order or lapse is geometric, and its time inverts the
   cumulative visit hazard: one draw per event, not per visit;
 - an order's basket is one product picked with the add-to-cart weights (taste x price), in
@@ -219,7 +224,25 @@ def _p_buy(aff, s_pos, base, lift, clipped, closing, p_views, p_checkout, p_purc
         one_line += p_views[j] * (j + 1) * q * (1.0 - q) ** j
     term = weighted / q if q > 0.0 else 1.0
     second = 1.0 - one_line / (1.0 - no_cart) if no_cart < 1.0 else 0.0
-    return (1.0 - no_cart) * p_checkout * min(1.0, p_purchase * term), second
+    return (1.0 - no_cart) * p_checkout * min(1.0, p_purchase * term), second, 1.0 - no_cart, term
+
+
+@njit(cache=True)
+def _carts_back(p, cart, lifted, come_back, cart_return, taken_up):
+    """A visit's chance of an order, counting the cart it may leave and the orders that come of it.
+
+    ``p`` orders now; ``cart - p`` leaves a cart. With ``come_back`` the shopper means to come
+    back for it and buys on that return with the lifted chance ``lifted`` (given a cart); one
+    who leaves it again may come back again: ``come_back (cart - p) lifted / (1 - come_back (1
+    - lifted))``. Else the saved cart is taken up with ``cart_return`` if the next visit comes
+    while it is kept (``taken_up``: that chance) and bought with the normal chance ``p /
+    cart``. The reduced model books those orders at the visit that left the cart (the engine's
+    come days later). Works on scalars and arrays alike.
+    """
+    left = np.maximum(cart - p, 0.0)
+    back = come_back * left * lifted / (1.0 - come_back * (1.0 - lifted))
+    kept = (1.0 - come_back) * left * cart_return * taken_up * p / np.maximum(cart, 1e-300)
+    return p + back + kept
 
 
 @njit(cache=True)
@@ -244,7 +267,9 @@ def _cart_line(key, i, j, aff, cat_start, cat_size, cat_products, base, sens, pr
 def _history(
     key,
     aware0,
-    aware_h,
+    wake_h,
+    wake_visit,
+    wake_stay,
     own,
     click,
     stay,
@@ -277,6 +302,7 @@ def _history(
     return_rate,
     sat,
     forget_h,
+    carts,
     lo,
     hi,
 ):
@@ -285,9 +311,13 @@ def _history(
     ``shipping`` = (threshold, fee charged?, fee_abandon, topup_rate, price_reference);
     ``sat`` = (promise, early_per_day, late_per_day, delivery_days, sd, return drop, reference,
     visit weight, lapse weight, satiation, satiation days); ``forget_h``: each agent's hazard of
-    forgetting the store while a prospect (0 for those on a list: the e-mails keep it in mind).
+    forgetting the store while a prospect (0 for those on a list: the e-mails keep it in mind);
+    ``carts`` = (come_back, come_back_lift, cart_return, cart_days): the orders of the carts
+    a visit leaves, booked at that visit (:func:`_carts_back`).
     """
     threshold, fee_on, fee_abandon, topup_rate, price_ref = shipping
+    come_back, back_lift, cart_return, cart_days = carts
+    back_checkout = min(1.0, p_checkout * (1.0 + back_lift))
     promise, early_w, late_w, delivery, sat_sd, drop, sat_ref, k_visit, k_lapse, fed, fed_d = sat
     cheapest = max(price.min(), 1.0) / (1.5 * price_ref)
     n = hi - lo  # agents lo .. hi - 1
@@ -305,20 +335,24 @@ def _history(
     m = 0
     for i in range(lo, hi):
         j = 0
+        pending = False  # made aware by a visit (a discovery, an ad's click): it comes first
         if aware0[i]:
             t = start
         else:
-            rate = max(aware_h[i], 1e-12)
-            t = start - np.log(1.0 - uniform_one(key, i, j)) / rate
-        j += 1
+            t = start - np.log(1.0 - uniform_one(key, i, j)) / max(wake_h[i], 1e-12)
+            pending = uniform_one(key, i, j + 1) < wake_visit[i]
+        j += 2
         if t >= t0:
             continue
         aware[i - lo] = True
         s_pos = min(max(sens[i], _S_GRID[0]), _S_GRID[-1]) / s_step
-        p_new, second_new = _p_buy(aff[i], s_pos, base[i], 1.0, clipped, closing, p_views,
-                                   p_checkout, p_purchase)  # fmt: skip
+        p_new, second_new, cart_new, term = _p_buy(aff[i], s_pos, base[i], 1.0, clipped, closing,
+                                                   p_views, p_checkout, p_purchase)  # fmt: skip
+        back_new = back_checkout * min(1.0, p_purchase * (1.0 + back_lift) * term)
         p_cust = -1.0  # computed at the first order (most agents never order)
         second_cust = 0.0
+        cart_cust = 0.0
+        back_cust = 0.0
         last = -np.inf
         lapsed = False
         visit_f = 1.0  # satisfaction's factors on the visit hazard and the lapse chance
@@ -327,20 +361,34 @@ def _history(
         bound = cheapest ** (-0.15 * sens[i])  # the checkout factor of the cheapest basket
         while True:
             if last > -np.inf and p_cust < 0.0:
-                p_cust, second_cust = _p_buy(aff[i], s_pos, base[i], lift, clipped, closing,
-                                             p_views, p_checkout, p_purchase)  # fmt: skip
-            pb = p_cust if last > -np.inf else p_new
+                p_cust, second_cust, cart_cust, term = _p_buy(aff[i], s_pos, base[i], lift,
+                                                              clipped, closing, p_views,
+                                                              p_checkout, p_purchase)  # fmt: skip
+                back_cust = back_checkout * min(1.0, p_purchase * (1.0 + back_lift) * term)
+            customer = last > -np.inf
+            pb = p_cust if customer else p_new
+            pc = cart_cust if customer else cart_new
+            pr = back_cust if customer else back_new
             a = own[i] * visit_f * (lapsed_rate if lapsed else 1.0)
             q = min(churn_q[i] * lapse_f, 1.0)
             b = click[i]
             boost = boost_b * np.exp(-(t - last) / boost_days) if last > -np.inf else 0.0
-            if boost > 0.01:  # visit by visit: the engine sets the hazard at each visit
+            if pending:  # the visit that made the agent aware, at t
+                pending = False
+                pv = _carts_back(pb, pc, pr, come_back, cart_return,
+                                 -np.expm1(-(a + b) * cart_days))  # fmt: skip
+                p = pv * wake_stay[i]
+                buys = uniform_one(key, i, j) < p
+                lapses = (not buys) and uniform_one(key, i, j + 1) < q
+                j += 2
+            elif boost > 0.01:  # visit by visit: the engine sets the hazard at each visit
                 rate = b + a * (1.0 + boost)
                 t += -np.log(1.0 - uniform_one(key, i, j)) / rate
                 if t >= t0:
                     break
                 own_visit = uniform_one(key, i, j + 1) * rate < a * (1.0 + boost)
-                p = pb * (stay[i] if own_visit else click_stay[i])
+                pv = _carts_back(pb, pc, pr, come_back, cart_return, -np.expm1(-rate * cart_days))
+                p = pv * (stay[i] if own_visit else click_stay[i])
                 p *= 1.0 - fed * np.exp(-(t - last) / fed_d)  # satiation (linear in p_cart)
                 buys = uniform_one(key, i, j + 2) < p
                 lapses = (not buys) and (not lapsed) and uniform_one(key, i, j + 3) < q
@@ -349,7 +397,8 @@ def _history(
                 forget_h[i] > 0.0 and last == -np.inf
             ):  # a prospect: its next order or lapse, or it
                 rate = a + b  # forgets the store first (competing hazards)
-                p = pb * (a * stay[i] + b * click_stay[i]) / rate if rate > 0.0 else 0.0
+                pv = _carts_back(pb, pc, pr, come_back, cart_return, -np.expm1(-rate * cart_days))
+                p = pv * (a * stay[i] + b * click_stay[i]) / rate if rate > 0.0 else 0.0
                 stop = p if lapsed else p + (1.0 - p) * q
                 hazard = rate * stop if rate > 0.0 else 0.0
                 total = hazard + forget_h[i]
@@ -357,9 +406,10 @@ def _history(
                 if t >= t0:
                     break
                 if uniform_one(key, i, j + 1) * total < forget_h[i]:
-                    # forgotten: aware again at the ads' and discovery's hazard, or not by t0
-                    t += -np.log(1.0 - uniform_one(key, i, j + 2)) / max(aware_h[i], 1e-12)
-                    j += 3
+                    # forgotten: aware again as at first (an ad or a visit), or not by t0
+                    t += -np.log(1.0 - uniform_one(key, i, j + 2)) / max(wake_h[i], 1e-12)
+                    pending = uniform_one(key, i, j + 3) < wake_visit[i]
+                    j += 4
                     if t >= t0:
                         aware[i - lo] = False
                         break
@@ -371,7 +421,8 @@ def _history(
                 rate = a + b
                 if rate <= 0.0:
                     break
-                p = pb * (a * stay[i] + b * click_stay[i]) / rate
+                pv = _carts_back(pb, pc, pr, come_back, cart_return, -np.expm1(-rate * cart_days))
+                p = pv * (a * stay[i] + b * click_stay[i]) / rate
                 stop = p if lapsed else p + (1.0 - p) * q
                 if stop <= 0.0:
                     break
@@ -473,6 +524,12 @@ def draw_history(world) -> None:
         return
     n, t0 = pop.size, -float(sc.warmup_days)
     aware_h, click_h = _ad_rates(world)
+    # An unaware agent becomes aware by an ad seen or by a visit: a discovery or an ad's click
+    # (ads reach the unaware too), a visit that can end in an order
+    ad_click = click_h.copy()
+    wake_h = aware_h + ad_click
+    came = sc.traffic.discovery_rate + ad_click
+    wake_visit = came / np.maximum(wake_h, 1e-300)
     # Subscribers: the population's opt-in draws, now among everyone aware by warm-up (an agent
     # unaware then has no past orders, so its clicks before do not matter).
     pkey = world.keyed("population")
@@ -496,8 +553,12 @@ def draw_history(world) -> None:
                   float(sc.returns.satisfaction_drop), float(ret.satisfaction_reference),
                   float(ret.satisfaction_visits), float(ret.satisfaction_lapse),
                   float(ret.satiation), float(ret.satiation_days))  # fmt: skip
+    wake_stay = (sc.traffic.discovery_rate * shop.stay + ad_click * shop.click_stay) / np.maximum(
+        came, 1e-300
+    )  # the waking visit's chance not to bounce: a discovery's (organic) or an ad click's
     args = (
-        world.keyed("history"), pop.aware, aware_h, pop.visit_rate * keep, click_h,
+        world.keyed("history"), pop.aware, wake_h, wake_visit, wake_stay,
+        pop.visit_rate * keep, click_h,
         shop.stay, shop.click_stay, shop.aff, shop.s, shop.base,
         np.clip(ret.lapse_per_visit * pop.churn.astype(float), 0, 1),
         float(f.customer_cart_lift), shop.clipped, shop.closing, shop.p_views,
@@ -509,7 +570,9 @@ def draw_history(world) -> None:
     return_rate = np.asarray(sc.returns.rate_by_category, dtype=float)[cat.category]
     # prospects forget the store, those who will be on a list do not (as in the engine)
     forget_h = np.where(email_optin | sms_optin, 0.0, forget_rate(sc))
-    tail = (cat.price, shop.add_on, shipping, sat_base, return_rate, sat_params, forget_h)
+    carts = (float(f.come_back), float(f.come_back_lift), float(f.cart_return),
+             float(f.cart_days))  # fmt: skip
+    tail = (cat.price, shop.add_on, shipping, sat_base, return_rate, sat_params, forget_h, carts)
 
     def part(lo: int, hi: int):
         cap = max(1024, 2 * (hi - lo))
@@ -595,8 +658,7 @@ def customer_buy_chance(world) -> np.ndarray:
         cart = _buy_chances(*args, 1.0, 1e12)  # the chance of a cart (checkout and buy sure)
         lifted = _buy_chances(*args, min(1.0, f.p_checkout * up), f.p_purchase * up)
         o_r = np.divide(lifted, cart, out=np.zeros_like(cart), where=cart > 0)
-        left = np.maximum(cart - p, 0.0)
-        p = p + f.come_back * left * o_r / (1.0 - f.come_back * (1.0 - o_r))
+        p = _carts_back(p, cart, o_r, float(f.come_back), 0.0, 0.0)
     return shop.stay * p
 
 
