@@ -1,8 +1,9 @@
 """Metrics: small objects that read columns of the per-user table and compare arms.
 
 A metric does two things (in the manner of tea-tasting's metric classes): ``summarize`` reduces
-its columns to per-arm sufficient statistics in one vectorised pass (``np.bincount`` over arm
-codes, so 10 million users cost a few hundred milliseconds), and ``compare`` turns two arms'
+its columns to per-arm sufficient statistics in one pass (``np.bincount`` over arm codes, or
+for means and CUPED one compiled pass that fuses every sum: 10 million users cost tens of
+milliseconds a metric), and ``compare`` turns two arms'
 statistics into a :class:`~experiments.stats.comparisons.Comparison`. The analysis composes
 several metrics over the same arms.
 
@@ -26,6 +27,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
+from numba import njit
 from scipy import stats
 
 from experiments.stats.checks import ConfigError, check_choice, check_number
@@ -82,27 +84,52 @@ class Groups(NamedTuple):
         return total[: self.size]
 
     def moments(self, y: np.ndarray, x: np.ndarray | None = None) -> Moments:
-        """Per-arm means and centred second moments in one pass per sum.
+        """Per-arm means and centred second moments, every sum in one compiled pass.
 
         Values are shifted by their overall mean first (a scalar, so no per-row gather), then
         ``sum((y - m_a)**2) = sum(d**2) - sum(d)**2 / n`` per arm ``a`` with ``d = y - mean(y)``
-        loses no precision worth speaking of.
+        loses no precision worth speaking of. The pass adds each row to its arm in row order,
+        as ``np.bincount`` does, so the sums are bit for bit :meth:`sums`' (a test pins them).
         """
-        d_y, s_y, mean_y = self._shifted(y)
-        syy = _centred(self.sums(d_y * d_y), s_y**2 / self.n, self.n)
+        shift_y = _shift(y)
         if x is None:
+            t = _moment_sums(self.codes, y, shift_y, y, 0.0, self.size, False)
+            mean_y = t[0] / self.n  # means from raw sums: an all-0 arm's mean is exactly 0
+            syy = _centred(t[2], t[1] ** 2 / self.n, self.n)
             empty = np.full(self.size, np.nan)
             return Moments(self.n, mean_y, empty, syy, empty, empty)
-        d_x, s_x, mean_x = self._shifted(x)
-        sxx = _centred(self.sums(d_x * d_x), s_x**2 / self.n, self.n)
-        sxy = self.sums(d_x * d_y) - s_x * s_y / self.n
+        t = _moment_sums(self.codes, y, shift_y, x, _shift(x), self.size, True)
+        mean_y, mean_x = t[0] / self.n, t[3] / self.n
+        syy = _centred(t[2], t[1] ** 2 / self.n, self.n)
+        sxx = _centred(t[5], t[4] ** 2 / self.n, self.n)
+        sxy = t[6] - t[4] * t[1] / self.n
         return Moments(self.n, mean_y, mean_x, syy, sxx, sxy)
 
-    def _shifted(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        shift = float(values.mean()) if values.size else 0.0
-        deviations = values - shift
-        # Means from raw sums, so an arm whose values are all 0 has a mean of exactly 0.
-        return deviations, self.sums(deviations), self.sums(values) / self.n
+
+def _shift(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _moment_sums(codes, y, shift_y, x, shift_x, size, with_x):  # pragma: no cover - compiled
+    """Per-arm sums of y, d_y, d_y**2 and (with_x) x, d_x, d_x**2, d_x d_y, d = value - shift.
+
+    Rows with code ``size`` (left out of the analysis) go to a spare column, dropped.
+    """
+    out = np.zeros((7, size + 1))
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        d_y = y[i] - shift_y
+        out[0, c] += y[i]
+        out[1, c] += d_y
+        out[2, c] += d_y * d_y
+        if with_x:
+            d_x = x[i] - shift_x
+            out[3, c] += x[i]
+            out[4, c] += d_x
+            out[5, c] += d_x * d_x
+            out[6, c] += d_x * d_y
+    return out[:, :size]
 
 
 def _centred(raw: np.ndarray, correction: np.ndarray, n: np.ndarray) -> np.ndarray:

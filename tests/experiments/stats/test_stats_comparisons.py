@@ -180,3 +180,27 @@ def test_zero_variance_gives_a_defined_result():
     assert r.abs_ci_low < 0 < r.abs_ci_high  # Newcombe's score interval is still informative
     r = compare_means(MeanStats(10, 3.0, 0.0), MeanStats(10, 4.0, 0.0))
     assert r.p_value == 0.0 and r.abs_ci_low == r.abs_ci_high == 1.0
+
+
+@pytest.mark.parametrize("with_x", [False, True])
+def test_moments_compiled_pass_is_bincounts_bit_for_bit(with_x):
+    """Groups.moments' one compiled pass adds rows in order as np.bincount does: the same sums
+    to the last bit (heavy-tailed values, three arms and left-out rows)."""
+    rng = np.random.default_rng(11)
+    n = 20_001
+    groups = Groups.build(rng.integers(0, 4, n), ("A", "B", "C"))  # code 3: left out
+    y = rng.lognormal(3.0, 1.5, n) * (rng.random(n) < 0.05)
+    x = rng.poisson(2.0, n).astype(float) if with_x else None
+    got = groups.moments(y, x)
+    d_y = y - y.mean()
+    s_y = groups.sums(d_y)
+    assert np.array_equal(got.mean_y, groups.sums(y) / groups.n)
+    assert np.array_equal(got.syy, np.maximum(groups.sums(d_y * d_y) - s_y**2 / groups.n, 0.0))
+    if with_x:
+        d_x = x - x.mean()
+        s_x = groups.sums(d_x)
+        assert np.array_equal(got.mean_x, groups.sums(x) / groups.n)
+        assert np.array_equal(got.sxx, groups.sums(d_x * d_x) - s_x**2 / groups.n)
+        assert np.array_equal(got.sxy, groups.sums(d_x * d_y) - s_x * s_y / groups.n)
+    else:
+        assert np.isnan(got.sxx).all() and np.isnan(got.sxy).all()
