@@ -114,11 +114,13 @@ def _shift(values: np.ndarray) -> float:
 def _moment_sums(codes, y, shift_y, x, shift_x, size, with_x):  # pragma: no cover - compiled
     """Per-arm sums of y, d_y, d_y**2 and (with_x) x, d_x, d_x**2, d_x d_y, d = value - shift.
 
-    Rows with code ``size`` (left out of the analysis) go to a spare column, dropped.
+    Rows with a code outside ``[0, size)`` (``size``: left out of the analysis) are skipped.
     """
-    out = np.zeros((7, size + 1))
+    out = np.zeros((7, size))
     for i in range(codes.shape[0]):
         c = codes[i]
+        if c < 0 or c >= size:  # left out of the analysis (bincount's bins past the arms)
+            continue
         d_y = y[i] - shift_y
         out[0, c] += y[i]
         out[1, c] += d_y
@@ -129,7 +131,7 @@ def _moment_sums(codes, y, shift_y, x, shift_x, size, with_x):  # pragma: no cov
             out[4, c] += d_x
             out[5, c] += d_x * d_x
             out[6, c] += d_x * d_y
-    return out[:, :size]
+    return out
 
 
 def _centred(raw: np.ndarray, correction: np.ndarray, n: np.ndarray) -> np.ndarray:

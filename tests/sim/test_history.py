@@ -115,6 +115,15 @@ def test_the_past_trades_at_the_engines_pace(run):
     assert window / past == pytest.approx(1.0, abs=0.08)
 
 
+def test_a_store_whose_carts_are_never_bought_still_has_a_past():
+    """Everyone means to come back for a cart that nobody can buy (come_back 1, p_purchase 0):
+    the past's closed form for planned returns is 0 / 0 there; it must book nothing, not fail."""
+    sc = scenario("scenario.population.size=2000", "scenario.funnel.come_back=1.0",
+                  "scenario.funnel.p_purchase=0.0")  # fmt: skip
+    world = World(sc, 3, events=False)
+    assert world.pop.n_orders.sum() == 0 and world.pop.aware.any()
+
+
 def _repeat_share(run, orders) -> float:
     first = run.users["first_order_day"].to_numpy()[orders["user_id"].to_numpy()]
     return float((first < orders["time"].to_numpy()).mean())

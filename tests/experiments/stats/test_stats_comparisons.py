@@ -188,7 +188,7 @@ def test_moments_compiled_pass_is_bincounts_bit_for_bit(with_x):
     to the last bit (heavy-tailed values, three arms and left-out rows)."""
     rng = np.random.default_rng(11)
     n = 20_001
-    groups = Groups.build(rng.integers(0, 4, n), ("A", "B", "C"))  # code 3: left out
+    groups = Groups.build(rng.integers(0, 6, n), ("A", "B", "C"))  # codes 3-5: left out
     y = rng.lognormal(3.0, 1.5, n) * (rng.random(n) < 0.05)
     x = rng.poisson(2.0, n).astype(float) if with_x else None
     got = groups.moments(y, x)
