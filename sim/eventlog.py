@@ -143,7 +143,10 @@ class Table:
         if n == 0:
             return
         for c, dtype in self.dtypes.items():
-            self._chunks[c].append(np.broadcast_to(np.asarray(columns[c], dtype=dtype), (n,)))
+            values = np.asarray(columns[c], dtype=dtype)
+            if values.shape != (n,):  # a scalar: broadcast (a read-only view, as before)
+                values = np.broadcast_to(values, (n,))
+            self._chunks[c].append(values)
 
     def frame(self) -> pd.DataFrame:
         """All rows as a DataFrame."""

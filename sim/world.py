@@ -111,6 +111,7 @@ class World:
     ) -> None:
         self.scenario = scenario
         self.seed = int(seed)
+        self._stream_keys: dict[str, np.uint64] = {}
         self.off = frozenset(off)
         self.budget_multipliers = dict(budget_multipliers or {})
         self.arm_names = list(arm_names)
@@ -315,8 +316,11 @@ class World:
         return float(self.weekday[self.date(day).weekday()])
 
     def keyed(self, name: str) -> np.uint64:
-        """The keyed-draw stream of a mechanism or strategy (see :mod:`sim.rng`)."""
-        return rng.stream_key(self.seed, name)
+        """The keyed-draw stream of a mechanism or strategy (see :mod:`sim.rng`; kept per name)."""
+        key = self._stream_keys.get(name)
+        if key is None:
+            key = self._stream_keys[name] = rng.stream_key(self.seed, name)
+        return key
 
     def _overrides(self, strategy: Hooks, hook: str) -> bool:
         """Whether a strategy defines ``hook`` (the base class's no-op needs no call)."""
