@@ -112,6 +112,7 @@ class World:
         self.scenario = scenario
         self.seed = int(seed)
         self._stream_keys: dict[str, np.uint64] = {}
+        self._audiences: dict[str, np.ndarray] = {}  # paid channels' audience masks (audience)
         self.off = frozenset(off)
         self.budget_multipliers = dict(budget_multipliers or {})
         self.arm_names = list(arm_names)
@@ -828,9 +829,18 @@ class World:
         return step
 
     def audience(self, name: str) -> np.ndarray:
-        """Per-agent mask of a paid channel's fixed audience (keyed: the same in every world)."""
-        key = self.keyed(f"audience_{name}")
-        return rng.uniform(key, np.arange(self.pop.size)) < self.scenario.channels[name].audience
+        """Per-agent mask of a paid channel's fixed audience (keyed: the same in every world).
+
+        Drawn once per world and kept (the past, the search audience and the channel's daily
+        step ask for it); read-only, so no caller can change another's.
+        """
+        mask = self._audiences.get(name)
+        if mask is None:
+            share = self.scenario.channels[name].audience
+            mask = rng.uniform(self.keyed(f"audience_{name}"), np.arange(self.pop.size)) < share
+            mask.flags.writeable = False
+            self._audiences[name] = mask
+        return mask
 
     def expected_reach(self) -> np.ndarray:
         """Each agent's chance of having seen at least one ad in the window (for ``reach``)."""
