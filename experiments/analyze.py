@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import MISSING, DictConfig
+from omegaconf import DictConfig
 
 from experiments.cli import hydra_app
 from experiments.outputs import write_csv, write_json
+from experiments.schemas import (  # noqa: F401 - the schemas' home before experiments.schemas
+    AnalysisConf,
+    AnalyzeConf,
+    MetricConf,
+    TargetConf,
+    register_schemas,
+)
 from experiments.stats import analysis as an
 from experiments.stats.analysis import ROLES
 from experiments.stats.checks import ConfigError, check_choice
@@ -33,66 +38,6 @@ from experiments.stats.targets import SmartTarget, evaluate_target, parse_date, 
 
 FORMATS = ("auto", "csv", "parquet")
 METRIC_KINDS = {"proportion": ("column",), "mean": ("column",), "ratio": ("numer", "denom")}
-
-
-@dataclass
-class MetricConf:
-    """One metric of an analysis (conf/analysis/*.yaml)."""
-
-    name: str = MISSING
-    kind: str = MISSING
-    column: str | None = None
-    numer: str | None = None
-    denom: str | None = None
-    covariate: str | None = None
-    test: str = "welch"
-    alternative: str = "two-sided"
-    ni_margin: float | None = None
-    higher_is_better: bool = True
-    nonnegative: bool = True
-    role: str | None = None  # primary | secondary | guardrail (default: see Analysis)
-
-
-@dataclass
-class AnalysisConf:
-    """Schema of the ``analysis`` group: the metric list."""
-
-    metrics: list[MetricConf] = field(default_factory=list)
-    skip_missing: bool = False  # skip metrics whose columns the input lacks (default list only)
-
-
-@dataclass
-class TargetConf:
-    """A SMART target judged on the data (``metric: null`` means no target)."""
-
-    metric: str | None = None
-    lift: float = 0.1
-    direction: str = "increase"
-    lift_kind: str = "relative"
-    segment: str | None = None
-    deadline: str | None = None
-
-
-@dataclass
-class AnalyzeConf:
-    """Schema of conf/analyze.yaml (see its comments for each field)."""
-
-    input: str = MISSING
-    format: str = "auto"
-    arm_col: str = "arm"
-    control: str = "A"
-    arms: list[str] | None = None
-    expected_shares: list[float] | None = None
-    population: str = "exposed"
-    exposed_col: str = "exposed"
-    alpha: float = 0.05
-    correction: str = "holm"
-    start_date: str | None = None
-    day_col: str = "first_exposure_day"
-    segment_col: str = "segment"
-    drop_missing: bool = False
-    analysis: AnalysisConf = field(default_factory=AnalysisConf)
-    target: TargetConf = field(default_factory=TargetConf)
 
 
 def build_metric(conf: Any, index: int) -> Metric:
@@ -349,13 +294,6 @@ def task(cfg: DictConfig) -> an.AnalysisResult:
     result, smart = run(cfg, HydraConfig.get().runtime.output_dir)
     print(report(result, smart))
     return result
-
-
-def register_schemas() -> None:
-    """Register conf/analyze.yaml's schema and the analysis group's in Hydra's ConfigStore."""
-    store = ConfigStore.instance()
-    store.store(name="analyze_schema", node=AnalyzeConf)
-    store.store(group="schema", name="analysis", node=AnalysisConf)
 
 
 def main() -> None:

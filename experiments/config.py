@@ -16,8 +16,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-from experiments.analyze import AnalysisConf, TargetConf
-from experiments.analyze import register_schemas as register_analysis
+from experiments.schemas import AnalysisConf, TargetConf
+from experiments.schemas import register_schemas as register_analysis
 from sim.config import OutputConfig, Scenario, validate
 from sim.errors import ConfigError, check_choice, check_number
 
@@ -115,7 +115,7 @@ def scenario_of(cfg: DictConfig) -> Scenario:
 
 def validate_run(cfg: DictConfig) -> None:
     """Check a composed run config once, before anything runs (ConfigError on bad values)."""
-    from experiments import abtest, worlds
+    from experiments import worlds
 
     check_known_keys(cfg, RunConfig, "")
     check_number(cfg.seed, "seed", ge=0, integer=True)
@@ -136,6 +136,8 @@ def validate_run(cfg: DictConfig) -> None:
         if cfg.experiment[key] is not None:
             check_number(cfg.experiment[key], f"experiment.{key}", gt=0)
     if name in ("ab_test", "power_sim"):
+        from experiments import abtest  # the statistics layer: only for the runs that use it
+
         analysis = abtest.analysis_of(cfg, cfg.split)
         abtest.target_of(cfg, analysis, scenario)
     if name == "incrementality":

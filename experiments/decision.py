@@ -36,7 +36,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from experiments.report import (
     is_percent,
@@ -118,6 +117,8 @@ def guardrail_state(row, sense: Sense, alpha: float) -> str:
     """``fails``, ``passes`` (non-inferior), ``not shown`` or (no margin) ``no harm seen``."""
     if sense.margin is None:
         return "fails" if effect(row, sense) == "worse" else "no harm seen"
+    from scipy import stats  # here, not at import: a plain run's config and texts need none
+
     estimate, se = decision_estimate(row)
     best = sense.sign * (estimate - sense.null) + stats.norm.isf(alpha / 2) * se
     if best < 0:
@@ -127,6 +128,8 @@ def guardrail_state(row, sense: Sense, alpha: float) -> str:
 
 def more_days(row, sense: Sense, alpha: float, m: int, days: float, lift=None) -> float:
     """Days until 80% power for ``lift`` (default: the estimate), at the traffic so far."""
+    from scipy import stats
+
     estimate, se = decision_estimate(row)
     delta = abs((estimate if lift is None else lift) - sense.null)
     z = stats.norm.isf(alpha / m / (1 if sense.one_sided else 2)) + stats.norm.isf(1 - POWER)

@@ -12,26 +12,14 @@ import datetime as dt
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from experiments import (
-    abtest,
-    budget,
-    clv,
-    incrementality,
-    looks,
-    outputs,
-    power_sim,
-    prices,
-    promotion,
-    report,
-    whatif,
-    worlds,
-)
 from experiments import config as config_mod
+from experiments import outputs, report, worlds
 from experiments.cli import hydra_app
 from experiments.decision import senses
 from experiments.figures import funnel_figure, kpis_over_time_figure, order_value_figure
@@ -52,6 +40,9 @@ from sim.config import Scenario
 from sim.kpis import REGISTRY
 from sim.world import Results, World
 from strategies import build_strategies
+
+if TYPE_CHECKING:
+    from experiments.abtest import Design
 
 STAGES = ("awareness", "interest", "decision", "action")
 
@@ -165,7 +156,9 @@ def _run_json(cfg: DictConfig, out_dir: Path, started: str) -> None:
     outputs.write_run_json(out_dir, cfg, started, experiment=cfg.experiment.name)
 
 
-def _design(cfg: DictConfig, scenario) -> abtest.Design:
+def _design(cfg: DictConfig, scenario) -> Design:
+    from experiments import abtest
+
     analysis = abtest.analysis_of(cfg, cfg.split)
     return abtest.Design(
         scenario=scenario, strategy=OmegaConf.to_container(cfg.strategy, resolve=True),
@@ -175,6 +168,8 @@ def _design(cfg: DictConfig, scenario) -> abtest.Design:
 
 
 def _whatif(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    from experiments import whatif
+
     table = whatif.run(cfg, scenario, out_dir)
     shown = table[table["kpi"].isin(HEADLINE)]
     lift = shown.rename(columns={"kpi": "metric", "rel_diff": "rel_lift",
@@ -196,6 +191,8 @@ def _whatif(cfg: DictConfig, scenario, out_dir: Path) -> dict:
 
 
 def _ab_test(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    from experiments import abtest, looks
+
     design = _design(cfg, scenario)
     total = scenario.warmup_days + scenario.days
     with tqdm(total=total, desc="A/B world", unit="day", disable=not cfg.progress,
@@ -240,6 +237,8 @@ def _ab_test(cfg: DictConfig, scenario, out_dir: Path) -> dict:
 
 
 def _power_sim(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    from experiments import power_sim
+
     design = _design(cfg, scenario)
     table = power_sim.run(cfg, design, list(cfg.experiment.sizes), out_dir)
     report.power_figure(table, out_dir / "power_curves.png")
@@ -254,6 +253,8 @@ def _power_sim(cfg: DictConfig, scenario, out_dir: Path) -> dict:
 
 
 def _clv(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    from experiments import clv
+
     summary = clv.run(cfg, scenario, out_dir)
     print(clv.table_text(pd.DataFrame(summary["clv"])))
     for note in summary["notes"]:
@@ -262,24 +263,32 @@ def _clv(cfg: DictConfig, scenario, out_dir: Path) -> dict:
 
 
 def _prices(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    from experiments import prices
+
     summary = prices.run(cfg, scenario, out_dir)
     print(prices.table_text(pd.DataFrame(summary["prices"])))
     return summary
 
 
 def _incrementality(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    from experiments import incrementality
+
     summary = incrementality.run(cfg, scenario, out_dir)
     print(incrementality.table_text(pd.DataFrame(summary["incrementality"])))
     return summary
 
 
 def _budget(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    from experiments import budget
+
     summary = budget.run(cfg, scenario, out_dir)
     print(budget.table_text(pd.DataFrame(summary["budget"]), pd.DataFrame(summary["split"])))
     return summary
 
 
 def _promotion(cfg: DictConfig, scenario, out_dir: Path) -> dict:
+    from experiments import promotion
+
     summary = promotion.run(cfg, scenario, out_dir, write_tables)
     print(promotion.table_text(pd.DataFrame(summary["promotion"])))
     return summary
