@@ -82,9 +82,17 @@ class EventLog:
             "order_id": order,
         }
         all_kept = keep.all()
+        m = n if all_kept else int(np.count_nonzero(keep))
         for col, dtype in _COLUMNS.items():
-            arr = np.broadcast_to(np.asarray(values[col], dtype=dtype), (n,))
-            self._chunks[col].append(arr.copy() if all_kept else arr[keep])
+            v = values[col]
+            if np.ndim(v) == 0:  # a scalar: kept as (value, count), written once at assembly
+                self._chunks[col].append(_Fill(dtype(v), m))
+                continue
+            v = np.asarray(v) if np.shape(v) == (n,) else np.broadcast_to(v, (n,))
+            if all_kept:  # a copy: the caller may reuse its array
+                self._chunks[col].append(np.array(v, dtype=dtype))
+            else:
+                self._chunks[col].append(v[keep].astype(dtype, copy=False))
 
     def table(self, arm: np.ndarray, arm_names: list[str], channels: tuple[str, ...]) -> pa.Table:
         """The event log as an Arrow table with DESIGN.md's columns, sorted by time (stable).
@@ -92,13 +100,13 @@ class EventLog:
         Built column by column, each chunk list freed as soon as it is joined (two columns at a
         time, in two threads), so the peak memory is about one copy of the log plus two columns.
         """
-        times = _concat(self._chunks.pop("time"), np.float64)
+        times = _join(self._chunks.pop("time"), np.float64)
         order = np.argsort(times, kind="stable")
         columns = {"time": times[order]}
         del times
 
         def gather(col: str) -> tuple[str, np.ndarray]:
-            return col, np.take(_concat(self._chunks.pop(col), _COLUMNS[col]), order)
+            return col, np.take(_join(self._chunks.pop(col), _COLUMNS[col]), order)
 
         # Two threads (numpy's take releases the GIL): the same arrays, about half the time.
         with ThreadPoolExecutor(2) as pool:
@@ -125,6 +133,28 @@ def _dictionary(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(codes.astype(np.int16), pa.array(names))
 
 
+class _Fill:
+    """A chunk of one repeated value (an event's scalar column), expanded by :func:`_join`."""
+
+    __slots__ = ("value", "size")
+
+    def __init__(self, value, size: int) -> None:
+        self.value, self.size = value, size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _join(chunks: list, dtype) -> np.ndarray:
+    """The event log's chunks (arrays and :class:`_Fill`) joined into one array, one pass."""
+    out = np.empty(sum(len(c) for c in chunks), dtype=dtype)
+    at = 0
+    for c in chunks:
+        out[at : at + len(c)] = c.value if isinstance(c, _Fill) else c
+        at += len(c)
+    return out
+
+
 def _concat(chunks: list[np.ndarray], dtype) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.empty(0, dtype=dtype)
 
@@ -149,5 +179,10 @@ class Table:
             self._chunks[c].append(values)
 
     def frame(self) -> pd.DataFrame:
-        """All rows as a DataFrame."""
-        return pd.DataFrame({c: _concat(v, self.dtypes[c]) for c, v in self._chunks.items()})
+        """All rows as a DataFrame.
+
+        Each column is its own fresh array; ``copy=False`` keeps pandas from stacking columns of
+        one type into a block (a second copy of the whole table).
+        """
+        columns = {c: _concat(v, self.dtypes[c]) for c, v in self._chunks.items()}
+        return pd.DataFrame(columns, copy=False)

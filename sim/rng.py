@@ -68,13 +68,21 @@ def uniform(key: np.uint64, ids: np.ndarray, k: np.ndarray | int = 0) -> np.ndar
     ids = np.asarray(ids)
     k = np.asarray(k)
     if k.ndim == 0:
-        flat = np.ascontiguousarray(ids).reshape(-1).astype(np.uint64, copy=False)
-        out = _uniform_scalar_k(np.uint64(key), flat, np.uint64(k.astype(np.uint64)))
+        out = _uniform_scalar_k(np.uint64(key), _flat(ids), np.uint64(k.astype(np.uint64)))
         return out.reshape(ids.shape)
     ids_b, k_b = np.broadcast_arrays(ids, k)
-    out = _uniform_flat(np.uint64(key), np.ascontiguousarray(ids_b).reshape(-1).astype(np.uint64),
-                        np.ascontiguousarray(k_b).reshape(-1).astype(np.uint64))  # fmt: skip
+    out = _uniform_flat(np.uint64(key), _flat(ids_b), _flat(k_b))
     return out.reshape(ids_b.shape)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """A contiguous 1-d integer array for the kernels.
+
+    64-bit integers pass as they are (the kernels cast each to uint64, as ``astype`` does);
+    other types are cast here.
+    """
+    a = np.ascontiguousarray(a).reshape(-1)
+    return a if a.dtype in (np.int64, np.uint64) else a.astype(np.uint64)
 
 
 def uniform_numpy(key: np.uint64, ids: np.ndarray, k: np.ndarray | int = 0) -> np.ndarray:

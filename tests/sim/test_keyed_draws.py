@@ -55,6 +55,10 @@ def test_compiled_draws_are_the_numpy_hash_bit_for_bit():
     grid = np.broadcast_to(ids[:500, None], (500, 6))  # the funnel's [visits, slots] draws
     slots = ids[:500, None] * 64 + np.arange(6)[None, :]
     assert np.array_equal(rng.uniform(key, grid, slots), rng.uniform_numpy(key, grid, slots))
+    # Counters and ids of every integer type the engine passes (64-bit ones go in uncast).
+    for ids_t, k_t in ((np.int32, np.int64), (np.int64, np.uint64), (np.uint64, np.int32)):
+        i, k = ids.astype(ids_t), (ids % 97 * 1_000_003).astype(k_t)
+        assert np.array_equal(rng.uniform(key, i, k), rng.uniform_numpy(key, i, k))
 
 
 def test_compiled_scatter_add_is_np_add_at():
