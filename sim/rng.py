@@ -25,6 +25,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _K_MULT = np.uint64(0xD6E8FEB86659FD93)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _TO_UNIT = 1.0 / 2.0**53
+_INT64 = (np.dtype(np.int64), np.dtype(np.uint64))  # passed to the kernels as they are
 
 
 def mechanism_id(name: str) -> int:
@@ -65,6 +66,12 @@ def uniform(key: np.uint64, ids: np.ndarray, k: np.ndarray | int = 0) -> np.ndar
     The hash runs in one compiled pass (numba, :func:`uniform_one`); :func:`uniform_numpy`
     is the same function in numpy, and a test pins the two bit for bit.
     """
+    if (
+        type(ids) is np.ndarray and type(k) is np.ndarray and ids.ndim == 1
+        and k.shape == ids.shape and ids.dtype in _INT64 and k.dtype in _INT64
+        and ids.flags.c_contiguous and k.flags.c_contiguous
+    ):  # fmt: skip
+        return _uniform_flat(np.uint64(key), ids, k)  # the common case: no reshaping or casts
     ids = np.asarray(ids)
     k = np.asarray(k)
     if k.ndim == 0:
@@ -82,7 +89,7 @@ def _flat(a: np.ndarray) -> np.ndarray:
     other types are cast here.
     """
     a = np.ascontiguousarray(a).reshape(-1)
-    return a if a.dtype in (np.int64, np.uint64) else a.astype(np.uint64)
+    return a if a.dtype in _INT64 else a.astype(np.uint64)
 
 
 def uniform_numpy(key: np.uint64, ids: np.ndarray, k: np.ndarray | int = 0) -> np.ndarray:
