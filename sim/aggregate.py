@@ -71,9 +71,9 @@ class Facts:
         cell, cells = dense
         counts = np.bincount(cell, minlength=cells)
         occupied = np.flatnonzero(counts)
-        weights = self.session_weights
+        s = self.session_frame  # bincount casts each column to float itself, one at a time
         sums = {name: counts[occupied].astype(float) if col is None
-                else np.bincount(cell, weights=weights[col], minlength=cells)[occupied]
+                else np.bincount(cell, weights=s[col].to_numpy(), minlength=cells)[occupied]
                 for name, col in SESSION_SUMS.items()}  # fmt: skip
         return cell, cells, occupied, sums
 
