@@ -59,6 +59,10 @@ def test_compiled_draws_are_the_numpy_hash_bit_for_bit():
     for ids_t, k_t in ((np.int32, np.int64), (np.int64, np.uint64), (np.uint64, np.int32)):
         i, k = ids.astype(ids_t), (ids % 97 * 1_000_003).astype(k_t)
         assert np.array_equal(rng.uniform(key, i, k), rng.uniform_numpy(key, i, k))
+    big = np.array([2**63, 2**64 - 1, 0, 12345], dtype=np.uint64)  # wrap-around ends, as astype
+    neg = np.array([-1, -(2**63), 0, 7], dtype=np.int64)
+    for i, k in ((big, neg), (neg, big), (neg, np.int64(-3))):
+        assert np.array_equal(rng.uniform(key, i, k), rng.uniform_numpy(key, i, k))
 
 
 def test_compiled_scatter_add_is_np_add_at():
