@@ -4,7 +4,7 @@ Prints wall time and replicates per second (nothing asserted). The issue's goal:
 replicates in under 300 s on this 2-core machine.
 
 Usage: python benchmarks/bench_power_sim.py [--replicates 1000] [--size 50000] [--workers 2]
-       [--strategy bundles]
+       [--strategy bundles] [--extra scenario.warmup_days=30 ...]
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backend", default="processes")
     parser.add_argument("--strategy", default="bundles")
+    parser.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides")
     args = parser.parse_args()
     register()
     cfg = compose_config("config", [
         "experiment=power_sim", f"strategy=[{args.strategy}]", f"replicates={args.replicates}",
         f"backend={args.backend}", f"workers={args.workers}", f"scenario.days={args.days}",
-        f"experiment.sizes=[{args.size}]", "progress=true",
+        f"experiment.sizes=[{args.size}]", "progress=true", *args.extra,
     ])  # fmt: skip
     design = _design(cfg, scenario_of(cfg))
     with tempfile.TemporaryDirectory() as out:

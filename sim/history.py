@@ -34,11 +34,14 @@ at a time:
   has no seasonality, holidays or promotions (the warm-up has them).
 
 What the reduced model leaves out (strategies, review dynamics, a session's other views) the
-full 90-day warm-up then works out from this state. Every draw is keyed on (seed, agent,
-counter) like :mod:`sim.rng`'s, before any agent acts, so every world of a seed (arms, with and
-without a strategy) shares the same past. The per-agent event loop is a
-numba kernel: it branches per agent, which numpy cannot vectorise (a numpy version took ~5 s
-at a million agents). ``tests/sim/test_history.py`` checks the result is stationary.
+full 90-day warm-up then works out from this state. A warm-up shorter than ``PRE_DAYS`` (90)
+leaves the pre_* columns' first days to the past: it counts the visits, orders and revenue of
+``[-PRE_DAYS, -warmup_days)`` into them (:func:`_history`'s ``pre_visits``).
+Every draw is keyed on (seed, agent, counter) like :mod:`sim.rng`'s, before any agent acts,
+so every world of a seed (arms, with and without a strategy) shares the same past. The
+per-agent event loop is a numba kernel: it branches per agent, which numpy cannot vectorise
+(a numpy version took ~5 s at a million agents). ``tests/sim/test_history.py`` checks the
+result is stationary.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from sim.rng import uniform_one
 
 _S_GRID = np.linspace(0.0, 6.0, 61)  # price-sensitivity grid of the taste x price tables
 _VIEW_DRAWS = 20_000  # Monte Carlo draws of the views-per-session distribution
+PRE_DAYS = 90  # DESIGN.md: the per-user pre_* columns cover at least 90 days before day 0
 
 
 def views_distribution(extra_pages: float, views_per_page: float, max_views: int) -> np.ndarray:
@@ -269,6 +273,28 @@ def _cart_line(key, i, j, aff, cat_start, cat_size, cat_products, base, sens, pr
             return prod, j
 
 
+@njit(cache=True)
+def _poisson(key, i, c, mean):
+    """A Poisson count of the given mean from the keyed uniform ``(key, i, c)`` (inversion)."""
+    if mean <= 0.0:
+        return 0
+    u = uniform_one(key, i, c)
+    k = 0
+    term = np.exp(-mean)
+    total = term
+    while u > total and k < 10_000:
+        k += 1
+        term *= mean / k
+        total += term
+    return k
+
+
+@njit(cache=True)
+def _overlap(a, b, lo, hi):
+    """Length of [a, b) within [lo, hi)."""
+    return max(0.0, min(b, hi) - max(a, lo))
+
+
 @njit(cache=True, nogil=True)
 def _history(
     key,
@@ -309,6 +335,8 @@ def _history(
     sat,
     forget_h,
     carts,
+    pkey,
+    pre_lo,
     lo,
     hi,
 ):
@@ -319,7 +347,12 @@ def _history(
     visit weight, lapse weight, satiation, satiation days); ``forget_h``: each agent's hazard of
     forgetting the store while a prospect (0 for those on a list: the e-mails keep it in mind);
     ``carts`` = (come_back, come_back_lift, cart_return, cart_days): the orders of the carts
-    a visit leaves, booked at that visit (:func:`_carts_back`).
+    a visit leaves, booked at that visit (:func:`_carts_back`). ``pre_visits`` counts each
+    agent's visits in ``[pre_lo, t0)`` (the pre-period before a warm-up shorter than
+    ``PRE_DAYS``): the visits the loop steps through, and for the stretches it jumps, the
+    visits that neither order nor lapse, a Poisson count of rate ``rate (1 - stop)`` (a thinned
+    Poisson process is independent of its events), drawn from the stream ``pkey`` so the past
+    itself is the same whatever the warm-up.
     """
     threshold, fee_on, fee_abandon, topup_rate, price_ref = shipping
     come_back, back_lift, cart_return, cart_days = carts
@@ -333,6 +366,7 @@ def _history(
     last_out = np.full(n, -np.inf)
     gap_out = np.zeros(n)
     sat_out = np.full(n, np.nan)
+    pre_out = np.zeros(n, np.int32)
     o_add = np.empty(cap, np.int64)
     o_agent = np.empty(cap, np.int64)
     o_time = np.empty(cap, np.float64)
@@ -341,6 +375,8 @@ def _history(
     m = 0
     for i in range(lo, hi):
         j = 0
+        c = 0  # counter of the pre-period's own stream
+        pre = 0
         pending = False  # made aware by a visit (a discovery, an ad's click): it comes first
         if aware0[i]:
             t = start
@@ -384,6 +420,8 @@ def _history(
                 pv = _carts_back(pb, pc, pr, come_back, cart_return,
                                  -np.expm1(-(a + b) * cart_days))  # fmt: skip
                 p = pv * wake_stay[i]
+                if t >= pre_lo:
+                    pre += 1
                 buys = uniform_one(key, i, j) < p
                 lapses = (not buys) and uniform_one(key, i, j + 1) < q
                 j += 2
@@ -392,6 +430,8 @@ def _history(
                 t += -np.log(1.0 - uniform_one(key, i, j)) / rate
                 if t >= t0:
                     break
+                if t >= pre_lo:
+                    pre += 1
                 own_visit = uniform_one(key, i, j + 1) * rate < a * (1.0 + boost)
                 pv = _carts_back(pb, pc, pr, come_back, cart_return, -np.expm1(-rate * cart_days))
                 p = pv * (stay[i] if own_visit else click_stay[i])
@@ -408,7 +448,13 @@ def _history(
                 stop = p if lapsed else p + (1.0 - p) * q
                 hazard = rate * stop if rate > 0.0 else 0.0
                 total = hazard + forget_h[i]
+                was = t
                 t += -np.log(1.0 - uniform_one(key, i, j)) / total
+                if pre_lo < t0:  # the visits on the way that neither order nor lapse
+                    span = _overlap(was, t, pre_lo, t0)
+                    if span > 0.0:
+                        pre += _poisson(pkey, i, c, rate * (1.0 - stop) * span)
+                        c += 1
                 if t >= t0:
                     break
                 if uniform_one(key, i, j + 1) * total < forget_h[i]:
@@ -422,6 +468,8 @@ def _history(
                     continue
                 buys = lapsed or uniform_one(key, i, j + 2) * stop < p
                 lapses = not buys
+                if t >= pre_lo:  # the visit that orders or lapses
+                    pre += 1
                 j += 3
             else:  # event by event: visits to the next order or lapse are geometric
                 rate = a + b
@@ -430,14 +478,26 @@ def _history(
                 pv = _carts_back(pb, pc, pr, come_back, cart_return, -np.expm1(-rate * cart_days))
                 p = pv * (a * stay[i] + b * click_stay[i]) / rate
                 stop = p if lapsed else p + (1.0 - p) * q
-                if stop <= 0.0:
+                if stop <= 0.0:  # visits that never order or lapse, to t0
+                    span = _overlap(t, t0, pre_lo, t0)
+                    if span > 0.0:
+                        pre += _poisson(pkey, i, c, rate * span)
+                        c += 1
                     break
                 # a geometric number of exponential gaps is one exponential gap at rate x stop
+                was = t
                 t += -np.log(1.0 - uniform_one(key, i, j)) / (rate * stop)
+                if pre_lo < t0:  # the visits on the way that neither order nor lapse
+                    span = _overlap(was, t, pre_lo, t0)
+                    if span > 0.0:
+                        pre += _poisson(pkey, i, c, rate * (1.0 - stop) * span)
+                        c += 1
                 if t >= t0:
                     break
                 buys = lapsed or uniform_one(key, i, j + 1) * stop < p
                 lapses = not buys
+                if t >= pre_lo:  # the visit that orders or lapses
+                    pre += 1
                 j += 2
             if buys:
                 if m == cap:
@@ -447,6 +507,7 @@ def _history(
                         last_out,
                         gap_out,
                         sat_out,
+                        pre_out,
                         (o_agent, o_time, o_product, o_qty, o_add),
                         -1,
                     )
@@ -505,10 +566,11 @@ def _history(
         lapsed_out[i - lo] = lapsed
         last_out[i - lo] = last
         sat_out[i - lo] = s_last
+        pre_out[i - lo] = pre
         # to the first own visit after t0: a counter of its own (the last draw decided t >= t0)
         gap_out[i - lo] = -np.log(1.0 - uniform_one(key, i, 1 << 40))
     out = (o_agent[:m], o_time[:m], o_product[:m], o_qty[:m], o_add[:m])
-    return aware, lapsed_out, last_out, gap_out, sat_out, out, m
+    return aware, lapsed_out, last_out, gap_out, sat_out, pre_out, out, m
 
 
 def forget_rate(scenario) -> float:
@@ -578,7 +640,11 @@ def draw_history(world) -> None:
     forget_h = np.where(email_optin | sms_optin, 0.0, forget_rate(sc))
     carts = (float(f.come_back), float(f.come_back_lift), float(f.cart_return),
              float(f.cart_days))  # fmt: skip
-    tail = (cat.price, shop.add_on, shipping, sat_base, return_rate, sat_params, forget_h, carts)
+    # The pre-period before a warm-up shorter than PRE_DAYS: the past counts its visits, orders
+    # and revenue into the pre_* columns (its own keyed stream: the past is the same either way)
+    pre_lo = -float(PRE_DAYS)
+    tail = (cat.price, shop.add_on, shipping, sat_base, return_rate, sat_params, forget_h, carts,
+            world.keyed("history_pre"), pre_lo)  # fmt: skip
 
     def part(lo: int, hi: int):
         cap = max(1024, 2 * (hi - lo))
@@ -593,20 +659,25 @@ def draw_history(world) -> None:
     half = n // 2
     with ThreadPoolExecutor(2) as pool:
         parts = list(pool.map(part, (0, half), (half, n)))
-    aware, lapsed, last, gap, sat = (np.concatenate([p[k] for p in parts]) for k in range(5))
-    orders = tuple(np.concatenate([p[5][k] for p in parts]) for k in range(5))
+    aware, lapsed, last, gap, sat, pre = (np.concatenate([p[k] for p in parts]) for k in range(6))
+    orders = tuple(np.concatenate([p[6][k] for p in parts]) for k in range(5))
     pop.aware = aware
     pop.email_ok, pop.sms_ok = aware & email_optin, aware & sms_optin
     pop.lapsed = lapsed
     pop.last_order = last
     pop.satisfaction = sat.astype(pop.satisfaction.dtype)
-    _book(world, *orders)
+    world.u["pre_sessions"] += pre
+    _book(world, *orders, pre_lo)
     due = np.flatnonzero(aware)
     world.reschedule(due, np.full(len(due), t0), gap[due])
 
 
-def _book(world, agent, time, product, qty, add) -> None:
-    """Book the past orders (grouped by agent, in time order) and the agents' counters."""
+def _book(world, agent, time, product, qty, add, pre_lo=np.inf) -> None:
+    """Book the past orders (grouped by agent, in time order) and the agents' counters.
+
+    Orders at ``pre_lo`` or later (before the warm-up) count in the pre_* columns too.
+    """
+    from sim.kernels import add_at
     from sim.world import _ORDER_SHIFT, CH
 
     pop, cat = world.pop, world.catalog
@@ -618,6 +689,9 @@ def _book(world, agent, time, product, qty, add) -> None:
         topped, cat.price[extra] * cat.margin[extra], 0.0
     )
     qty = qty + topped
+    pre = time >= pre_lo
+    add_at(world.u["pre_orders"], agent[pre], 1)
+    add_at(world.u["pre_revenue"], agent[pre], revenue[pre])
     pop.n_orders += np.bincount(agent, minlength=pop.size).astype(pop.n_orders.dtype)
     first = number == 0
     world.u["first_order"][agent[first]] = time[first]
