@@ -30,7 +30,16 @@ def child(size: int, events: bool, extra: list[str]) -> None:
     from experiments.cli import compose_config
     from experiments.config import register
     from experiments.run import compute, write
+    from sim.world import World
 
+    worlds = []
+    run = World.run
+
+    def keep(self, *args, **kwargs):  # the world compute() builds, for its session count
+        worlds.append(self)
+        return run(self, *args, **kwargs)
+
+    World.run = keep
     register()
     overrides = [f"scenario.population.size={size}", f"output.events={str(events).lower()}",
                  "progress=false", *extra]  # fmt: skip
@@ -41,8 +50,9 @@ def child(size: int, events: bool, extra: list[str]) -> None:
     with tempfile.TemporaryDirectory() as out:
         write(cfg, outcome, Path(out), dt.datetime.now(dt.UTC).isoformat())
     t2 = time.perf_counter()
-    users = outcome.results.users
-    simulated = int(users["sessions"].sum() + users["pre_sessions"].sum())
+    # every session the engine ran (warm-up and window): the agents' session counters, not
+    # pre_sessions, which a warm-up shorter than 90 days tops up with the drawn past's visits
+    simulated = int(worlds[-1].pop.n_sessions.sum())
     print(json.dumps({
         "engine_s": t1 - t0, "write_s": t2 - t1, "sessions": simulated,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

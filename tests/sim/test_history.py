@@ -76,8 +76,6 @@ def test_a_short_warm_up_still_has_90_days_of_pre_period():
     # Orders and revenue: exactly the orders of the 90 days before day 0, past and warm-up
     assert u["pre_orders"].sum() == pre.sum()
     assert u["pre_revenue"].sum() == pytest.approx(short.orders["revenue"][pre].sum(), rel=1e-9)
-    warm_sessions = (short.sessions["time"].to_numpy() < 0).sum()
-    assert u["pre_sessions"].sum() > 2.5 * warm_sessions  # 90 days of visits, not 30
     f = full.users
     # Against the full warm-up's pre-period (measured 2026-12-03, seed 7: sessions -1.0%,
     # orders -6.6%, revenue -8.1%). Per-user sessions have SD ~2.5, so each mean's SE is ~0.7%
