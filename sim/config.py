@@ -199,6 +199,9 @@ class RetentionConfig:
     # exp(-days since / cart_boost_days)): shoppers come back for their carts
     cart_boost: float = 0.0
     cart_boost_days: float = 1.0
+    # A customer leaves the market for good (moves, the need ends, a rival wins it) at this yearly
+    # hazard from the first order: no visits, clicks or orders after (0: customers never leave)
+    leave_per_year: float = 0.0
 
 
 @dataclass

@@ -337,6 +337,8 @@ def _history(
     carts,
     pkey,
     pre_lo,
+    lkey,
+    leave_h,
     lo,
     hi,
 ):
@@ -376,6 +378,7 @@ def _history(
     for i in range(lo, hi):
         j = 0
         c = 0  # counter of the pre-period's own stream
+        end = t0  # the agent's past ends at t0, or when it leaves the market (a customer)
         pre = 0
         pending = False  # made aware by a visit (a discovery, an ad's click): it comes first
         if aware0[i]:
@@ -428,7 +431,7 @@ def _history(
             elif boost > 0.01:  # visit by visit: the engine sets the hazard at each visit
                 rate = b + a * (1.0 + boost)
                 t += -np.log(1.0 - uniform_one(key, i, j)) / rate
-                if t >= t0:
+                if t >= end:
                     break
                 if t >= pre_lo:
                     pre += 1
@@ -451,18 +454,18 @@ def _history(
                 was = t
                 t += -np.log(1.0 - uniform_one(key, i, j)) / total
                 if pre_lo < t0:  # the visits on the way that neither order nor lapse
-                    span = _overlap(was, t, pre_lo, t0)
+                    span = _overlap(was, t, pre_lo, end)
                     if span > 0.0:
                         pre += _poisson(pkey, i, c, rate * (1.0 - stop) * span)
                         c += 1
-                if t >= t0:
+                if t >= end:
                     break
                 if uniform_one(key, i, j + 1) * total < forget_h[i]:
                     # forgotten: aware again as at first (an ad or a visit), or not by t0
                     t += -np.log(1.0 - uniform_one(key, i, j + 2)) / max(wake_h[i], 1e-12)
                     pending = uniform_one(key, i, j + 3) < wake_visit[i]
                     j += 4
-                    if t >= t0:
+                    if t >= end:
                         aware[i - lo] = False
                         break
                     continue
@@ -479,7 +482,7 @@ def _history(
                 p = pv * (a * stay[i] + b * click_stay[i]) / rate
                 stop = p if lapsed else p + (1.0 - p) * q
                 if stop <= 0.0:  # visits that never order or lapse, to t0
-                    span = _overlap(t, t0, pre_lo, t0)
+                    span = _overlap(t, end, pre_lo, end)
                     if span > 0.0:
                         pre += _poisson(pkey, i, c, rate * span)
                         c += 1
@@ -488,11 +491,11 @@ def _history(
                 was = t
                 t += -np.log(1.0 - uniform_one(key, i, j)) / (rate * stop)
                 if pre_lo < t0:  # the visits on the way that neither order nor lapse
-                    span = _overlap(was, t, pre_lo, t0)
+                    span = _overlap(was, t, pre_lo, end)
                     if span > 0.0:
                         pre += _poisson(pkey, i, c, rate * (1.0 - stop) * span)
                         c += 1
-                if t >= t0:
+                if t >= end:
                     break
                 buys = lapsed or uniform_one(key, i, j + 1) * stop < p
                 lapses = not buys
@@ -559,6 +562,8 @@ def _history(
                 o_product[m] = prod
                 o_qty[m] = qty
                 m += 1
+                if last == -np.inf and leave_h > 0.0:  # the first order starts its clock
+                    end = min(t0, t - np.log1p(-uniform_one(lkey, i, 0)) / leave_h)
                 last = t
                 lapsed = False
             elif lapses:
@@ -644,7 +649,8 @@ def draw_history(world) -> None:
     # and revenue into the pre_* columns (its own keyed stream: the past is the same either way)
     pre_lo = -float(PRE_DAYS)
     tail = (cat.price, shop.add_on, shipping, sat_base, return_rate, sat_params, forget_h, carts,
-            world.keyed("history_pre"), pre_lo)  # fmt: skip
+            world.keyed("history_pre"), pre_lo, world.keyed("leave"),
+            float(sc.retention.leave_per_year) / 365.0)  # fmt: skip
 
     def part(lo: int, hi: int):
         cap = max(1024, 2 * (hi - lo))
@@ -668,6 +674,9 @@ def draw_history(world) -> None:
     pop.satisfaction = sat.astype(pop.satisfaction.dtype)
     world.u["pre_sessions"] += pre
     _book(world, *orders, pre_lo)
+    first = world.u["first_order"]
+    customers = np.flatnonzero(np.isfinite(first))
+    pop.gone_at[customers] = world.leave_at(customers, first[customers])
     due = np.flatnonzero(aware)
     world.reschedule(due, np.full(len(due), t0), gap[due])
 
@@ -762,6 +771,8 @@ def from_log(world, orders, first, last, lapsed, visit_rate) -> None:
     pop.lapsed[:] = lapsed
     pop.visit_rate[:] = visit_rate
     world.u["first_order"][:] = first
+    customers = np.flatnonzero(np.isfinite(first))
+    pop.gone_at[customers] = world.leave_at(customers, first[customers])
     world.u["last_order"][:] = last
     world.forget_at[:] = np.inf  # customers do not forget the store
     ids = np.arange(n)

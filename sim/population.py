@@ -25,7 +25,8 @@ class Population:
 
     State: ``aware``, ``email_ok``/``sms_ok`` (subscribed), ``zero_party`` (answered the quiz),
     ``lapsed``, ``next_visit`` (time of the next own visit, inf = none), ``n_sessions``,
-    ``n_orders``, ``last_order`` (time), ``satisfaction`` (of the last delivered order; NaN
+    ``n_orders``, ``last_order`` (time), ``gone_at`` (when a customer leaves the market for good:
+    ``retention.leave_per_year``; inf = never), ``satisfaction`` (of the last delivered order; NaN
     before one), ``revenue``, ``margin``, ``items`` and the per-user
     table's counters.
     """
@@ -52,6 +53,7 @@ class Population:
     n_messages: np.ndarray
     last_order: np.ndarray
     satisfaction: np.ndarray
+    gone_at: np.ndarray
 
     @property
     def size(self) -> int:
@@ -115,4 +117,5 @@ def build_population(scenario: Scenario, seed: int) -> Population:
         n_messages=np.zeros(n, dtype=np.int32),
         last_order=np.full(n, -np.inf),
         satisfaction=np.full(n, np.nan, dtype=np.float32),
+        gone_at=np.full(n, np.inf),
     )

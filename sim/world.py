@@ -40,7 +40,7 @@ from sim.funnel import Funnel, carts_of, occurrence
 from sim.history import draw_history, forget_rate
 from sim.hooks import Basket, Carts, Hooks, Ledger, Messages
 from sim.kernels import add_at
-from sim.population import build_population
+from sim.population import NEVER, build_population
 from sim.tables import MESSAGE_CODE
 
 _DAY_KEY = 1 << 20  # keyed counters use day + _DAY_KEY so warm-up days stay non-negative
@@ -171,6 +171,7 @@ class World:
         draw_history(self)  # a past of orders; reschedules its customers' first visits
         # Aware prospects forget the store at a constant hazard (memoryless: one draw from now)
         self.forget = forget_rate(scenario)
+        self.leaving = scenario.retention.leave_per_year > 0  # customers leave the market
         self.forget_at = np.full(n, np.inf)
         if self.forget > 0:
             ids = np.flatnonzero(self._prospect(np.arange(n)))
@@ -312,6 +313,17 @@ class World:
         pop = self.pop
         return pop.email_ok[agent] | ((pop.n_orders[agent] > 0) & ~self.email_left[agent])
 
+    def leave_at(self, agent: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """When customers whose first order was at ``first`` leave the market for good.
+
+        An exponential clock from the first order (``retention.leave_per_year``), keyed on the
+        agent: the same time in every world and in the past (:mod:`sim.history`).
+        """
+        hazard = self.scenario.retention.leave_per_year / 365.0
+        if hazard <= 0:
+            return np.full(len(agent), np.inf)
+        return first + rng.exponential(self.keyed("leave"), agent, 0) / hazard
+
     def weekday_factor(self, day: int) -> float:
         """Traffic multiplier of a day's weekday."""
         return float(self.weekday[self.date(day).weekday()])
@@ -430,6 +442,9 @@ class World:
             return
         agent, time, channel, rec = (np.concatenate(c) for c in zip(*self._queued, strict=True))
         self._queued = []
+        if self.leaving:  # nor clicks, returns for carts or anything else once gone
+            here = time < self.pop.gone_at[agent]
+            agent, time, channel, rec = agent[here], time[here], channel[here], rec[here]
         order = np.argsort(time, kind="stable")
         self.funnel.run(agent[order], time[order], channel[order], rec[order])
 
@@ -466,6 +481,9 @@ class World:
         add_at(pop.n_orders, a[bought], 1)
         pop.last_order[a[bought]] = v.time[bought]
         u["first_order"][a[bought]] = np.fmin(u["first_order"][a[bought]], v.time[bought])
+        if self.leaving:  # a first order starts the customer's clock of leaving the market
+            new = np.unique(a[bought][np.isinf(pop.gone_at[a[bought]])])
+            pop.gone_at[new] = self.leave_at(new, u["first_order"][new])
         u["last_order"][a[bought]] = v.time[bought]
         fee = np.where(bought, v.shipping, 0.0)
         if w.any():
@@ -730,6 +748,10 @@ class World:
         if self.calendar.pulls:
             self._pull_forward(day)
         due = np.flatnonzero(pop.next_visit < day + 1)
+        if self.leaving:  # a customer who has left the market makes no more visits of its own
+            gone = pop.gone_at[due] <= np.maximum(pop.next_visit[due], day)
+            pop.next_visit[due[gone]] = NEVER
+            due = due[~gone]
         if not len(due):
             return
         k = day + _DAY_KEY
