@@ -46,6 +46,9 @@ class PopulationConfig:
     quiz_rate: float = MISSING
     affinity_concentration: float = MISSING
     visit_rate_shape: float = MISSING
+    # Ad clicks fall on the audience in proportion to visit_rate ** ad_click_activity: people who
+    # come often on their own click the store's ads often too (0: at random over the audience)
+    ad_click_activity: float = 0.0
 
 
 @dataclass

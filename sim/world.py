@@ -796,13 +796,17 @@ class World:
         ``saturation_frequency``), becomes aware with chance ``1 - exp(-a F)`` and clicks with
         chance ``1 - exp(-ctr F)``. Reach and fatigue make returns on budget diminish. The
         agents who become aware and who click are drawn directly from the audience by a
-        generator keyed on (seed, channel, day): the audience never depends on agents' state,
-        so every world draws the same ones, and the cost is O(clicks), not O(reach).
+        generator keyed on (seed, channel, day), clickers in proportion to ``visit_rate **
+        population.ad_click_activity`` (a fixed trait): the draws never depend on agents' state,
+        so every world draws the same ones, and the cost is O(clicks log audience), not O(reach).
         """
         cfg = self.scenario.channels[name]
         n, size, code = self.pop.size, len(audience), CH[name]
         by_arm = np.bincount(self.pop.arm[audience], minlength=len(self.arm_names)) / max(size, 1)
         self.audience_share[name] = (audience, cfg)
+        k = self.scenario.population.ad_click_activity
+        # who clicks: at random over the audience, or by activity (a cumulative weight to search)
+        cum = np.cumsum(self.pop.visit_rate[audience] ** k) if k > 0 and size else None
 
         def step(day: int) -> None:
             if not self._buying(name, day):
@@ -825,7 +829,11 @@ class World:
             # an agent drawn twice gets the same keyed forget time: no need to deduplicate
             seen = audience[g.integers(0, size, n_aware)]
             self._aware(seen, day + 0.5, day + _DAY_KEY + (code << 24))
-            clicked = audience[g.integers(0, size, n_click)]
+            if cum is None:
+                clicked = audience[g.integers(0, size, n_click)]
+            else:
+                pick = np.searchsorted(cum, g.random(n_click) * cum[-1], side="right")
+                clicked = audience[np.minimum(pick, size - 1)]
             for arm, share in enumerate(by_arm):
                 self.ledger.book(f"ad_{name}", impressions * share * cfg.cpm / 1000, arm, day)
                 if day >= 0 and share > 0:
