@@ -109,6 +109,7 @@ class Gamification(Strategy):
         n = world.pop.size
         self.points = np.zeros(n)
         self.pending = np.zeros(n)  # dollars of points applied to an open cart
+        self.redeem_at = np.full(n, np.nan)  # that cart's visit time (it, not another, spends them)
         self.on_board = np.zeros(n, dtype=bool)
         self.board = np.empty(0, dtype=np.int64)  # ids on the leaderboard
         self.levels = np.asarray(self.config.badge_levels, dtype=float)
@@ -137,6 +138,9 @@ class Gamification(Strategy):
         """Pay part of the cart with points: lower the price paid of the cart's lines."""
         c = self.config
         sel = self.live_sel(visits.time, sel)
+        # one redemption per agent and batch: its first cart of the day (visits are in time
+        # order), else two carts would spend one balance twice and release it once
+        sel = sel[np.unique(visits.agent[sel], return_index=True)[1]]
         agent = visits.agent[sel]
         balance = self.points[agent] * c.point_value
         use = balance >= max(c.min_redeem, 1e-12)
@@ -150,10 +154,15 @@ class Gamification(Strategy):
         scale[sel] = 1 - amount / np.maximum(value[sel], 1e-12)
         basket.price = basket.price * scale[basket.visit]
         self.pending[agent] = amount
+        self.redeem_at[agent] = visits.time[sel]
+
+    def _redeeming(self, carts, sel) -> np.ndarray:
+        """The positions of ``sel`` whose cart is the one that applied its agent's points."""
+        return sel[carts.time[sel] == self.redeem_at[carts.agent[sel]]]
 
     def on_abandon(self, world, carts, sel) -> None:
         """An abandoned cart keeps its points."""
-        self.pending[carts.agent[sel]] = 0.0
+        self.pending[carts.agent[self._redeeming(carts, sel)]] = 0.0
 
     def liability(self, points: np.ndarray) -> np.ndarray:
         """Expected cost of points: ``points * point_value * (1 - breakage)``."""
@@ -163,7 +172,7 @@ class Gamification(Strategy):
         """Spend redeemed points (release their liability), award new ones (book it), badges."""
         c = self.config
         day = int(np.floor(world.now))
-        agent = np.unique(carts.agent[sel])  # an agent's pending redemption is spent once
+        agent = carts.agent[self._redeeming(carts, sel)]  # the order that used the points
         spent = self.pending[agent] / c.point_value
         self.points[agent] -= spent
         self.pending[agent] = 0.0
