@@ -117,13 +117,15 @@ def test_break_even_formula():
 
 # The break-even against the simulator. The formula counts what the saved orders add in their
 # own session; this store switches off the engine's feedback from an order to later visits
-# (post-purchase boost, the customer's add-to-cart lift, lapsing), so that is the whole effect
+# (post-purchase boost, the customer's add-to-cart lift, lapsing, a first order's clock of
+# leaving the market), so that is the whole effect
 # and every user's sessions are the same with and without chat (checked). Chat is in every
 # cart (engage_rate 1: the most conversations, the least noise), and the cost per conversation
 # is set from the run's figures so that the break-even lands at TARGET (the break-even is
 # proportional to that cost): room on both sides, and the noise falls as the cut grows.
 FLAT = {"retention.post_purchase_boost": 0.0, "funnel.customer_cart_lift": 1.0,
-        "retention.lapse_per_visit": 0.0, "retention.lapsed_rate": 1.0}  # fmt: skip
+        "retention.lapse_per_visit": 0.0, "retention.lapsed_rate": 1.0,
+        "retention.leave_per_year": 0.0}  # fmt: skip
 BE_SIZE = 80_000
 TARGET = 0.8
 STEP = 0.25  # "slightly": 25% below and above the break-even (reasoning at the assertions)
