@@ -19,7 +19,8 @@ purchase, and its visit-rate multiplier and lapse drawn from their posterior giv
 history), runs the world ``days`` days from the day after the log's last date, and counts
 orders (customer-days) per day; a replicate is a spawned seed (new agents' traits, new draws).
 The simulated store has no paid channels, e-mail or SMS: the log says nothing of them, and
-their visits are inside the fitted visit rate. :func:`bgnbd_forecast` is BG/NBD's expectation
+their visits are inside the fitted visit rate; its customers do not leave the market
+(``retention.leave_per_year`` 0): the fitted lapse is their dropout. :func:`bgnbd_forecast` is BG/NBD's expectation
 on the same log.
 """
 
@@ -109,7 +110,9 @@ def fit_log(base: Scenario, log: OrderLog, seed: int, tick: Callable[[str], None
             ) -> LogFit:  # fmt: skip
     """Fit spend and repeat buying to the log; check the engine's repeat level (see the module)."""
     amount = float(log.amount.mean())
-    sc = base
+    # Dropout is the repeat model's lapse, fitted to the log; the engine's customers leaving the
+    # market (retention.leave_per_year), which that likelihood leaves out, is off
+    sc = with_values(base, {"retention.leave_per_year": 0.0})
     spend = []
     for _ in range(SPEND_STEPS):
         _, aov = _from_first_purchase(sc, log, seed)
