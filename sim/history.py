@@ -291,6 +291,32 @@ def _poisson(key, i, c, mean):
 
 
 @njit(cache=True)
+def _leave_time(key, i, origin, first, hazard):
+    """When agent ``i``, a customer since ``first``, leaves the market for good.
+
+    Each agent has exits at the points of a keyed Poisson process of rate ``hazard`` from
+    ``origin``; a customer leaves at the first one after its first order: an exponential wait
+    from that order (memoryless), and one that a slightly earlier or later first order mostly
+    does not move, so worlds that differ a little stay paired agent by agent.
+    """
+    t = min(origin, first)
+    k = 0
+    while t <= first:
+        t -= np.log1p(-uniform_one(key, i, k)) / hazard
+        k += 1
+    return t
+
+
+@njit(cache=True)
+def leave_times(key, agent, origin, first, hazard):
+    """:func:`_leave_time` of each of ``agent`` (customers since ``first``)."""
+    out = np.empty(len(agent))
+    for j in range(len(agent)):
+        out[j] = _leave_time(key, agent[j], origin, first[j], hazard)
+    return out
+
+
+@njit(cache=True)
 def _overlap(a, b, lo, hi):
     """Length of [a, b) within [lo, hi)."""
     return max(0.0, min(b, hi) - max(a, lo))
@@ -564,7 +590,7 @@ def _history(
                 o_qty[m] = qty
                 m += 1
                 if last == -np.inf and leave_h > 0.0:  # the first order starts its clock
-                    end = min(t0, t - np.log1p(-uniform_one(lkey, i, 0)) / leave_h)
+                    end = min(t0, _leave_time(lkey, i, start, t, leave_h))
                 last = t
                 lapsed = False
             elif lapses:

@@ -37,7 +37,7 @@ from sim.catalog import build_catalog
 from sim.config import PAID_CHANNELS, SOURCES, Scenario
 from sim.eventlog import EventLog, Table
 from sim.funnel import Funnel, carts_of, occurrence
-from sim.history import draw_history, forget_rate
+from sim.history import draw_history, forget_rate, leave_times
 from sim.hooks import Basket, Carts, Hooks, Ledger, Messages
 from sim.kernels import add_at
 from sim.population import NEVER, build_population
@@ -316,13 +316,16 @@ class World:
     def leave_at(self, agent: np.ndarray, first: np.ndarray) -> np.ndarray:
         """When customers whose first order was at ``first`` leave the market for good.
 
-        An exponential clock from the first order (``retention.leave_per_year``), keyed on the
-        agent: the same time in every world and in the past (:mod:`sim.history`).
+        The first exit after the first order of a keyed Poisson process of exits
+        (``retention.leave_per_year``) from the start of the past: an exponential wait, the
+        same in every world and in the past (:func:`sim.history.leave_times`).
         """
         hazard = self.scenario.retention.leave_per_year / 365.0
         if hazard <= 0:
             return np.full(len(agent), np.inf)
-        return first + rng.exponential(self.keyed("leave"), agent, 0) / hazard
+        origin = -float(self.scenario.warmup_days + self.scenario.history.days)
+        agent = np.asarray(agent, dtype=np.int64)
+        return leave_times(self.keyed("leave"), agent, origin, np.asarray(first, float), hazard)
 
     def weekday_factor(self, day: int) -> float:
         """Traffic multiplier of a day's weekday."""
