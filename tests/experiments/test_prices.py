@@ -56,7 +56,7 @@ def test_the_emergent_elasticity_lands_in_the_published_range(default_store):
     """Bijmolt, van Heerde & Pieters (2005): most price elasticities between -1 and -4.
 
     At 200,000 agents the two sides' mean has a Monte Carlo SE of ~0.08; it lands near -1.3
-    (-1.32 at seed 42, -1.39 at 100,000 agents before customers left the market), so the range
+    (-1.32 at seed 42; -1.36 at 100,000 agents, -1.51 before customers left the market), so the range
     holds by about 4 SE at -1 and far more at -4.
     """
     sides = default_store.loc[[-0.1, 0.1]]
