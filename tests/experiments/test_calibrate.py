@@ -134,15 +134,17 @@ def test_recovery_of_a_hidden_store():
     """A hidden store's dashboard, calibrated from the default: KPIs and a what-if match.
 
     Small, to stay quick: a hidden store of 30,000 people (the default's 20,000 with six
-    parameters moved), a search at 15,000; so the Monte Carlo error of a KPI is a few percent
+    parameters moved), a search at that size; so the Monte Carlo error of a KPI is a few percent
     (the full-scale figures are in the README). The hidden store runs at another seed than the
-    calibration: another population and another catalog, as a real store's would be.
+    calibration: another population and another catalog, as a real store's would be. (A search
+    at 15,000 fitted seed 42's 15,000 people, whose conversion and AOV came out 7-9% above those
+    of the fit's new people at 30,000: people alone move them ~3% between seeds at 30,000.)
     """
     default = load_scenario(["scenario.population.size=20000"])
     hidden = F.with_values(default, MOVED)
     truth = F.measure(hidden, 2024, KPIS)  # the dashboard, and its own Monte Carlo error
     dash = Dashboard("hidden", default.start_date, default.days, truth["value"].to_dict())
-    cal = F.calibrate(default, dash, trials=40, population=15_000, seed=42)
+    cal = F.calibrate(default, dash, trials=40, population=30_000, seed=42)
     fit = cal.fit.set_index("kpi")
     # Tolerance: 5%, or 3 standard errors of the difference of two stores' KPIs when that is
     # wider (the hidden store's and the calibrated one's Monte Carlo errors, independent)
