@@ -20,8 +20,8 @@ history), runs the world ``days`` days from the day after the log's last date, a
 orders (customer-days) per day; a replicate is a spawned seed (new agents' traits, new draws).
 The simulated store has no paid channels, e-mail or SMS: the log says nothing of them, and
 their visits are inside the fitted visit rate; its customers do not leave the market
-(``retention.leave_per_year`` 0): the fitted lapse is their dropout. :func:`bgnbd_forecast` is BG/NBD's expectation
-on the same log.
+(``retention.leave_per_year`` 0): the fitted lapse is their dropout. :func:`bgnbd_forecast`
+is BG/NBD's expectation on the same log.
 """
 
 from __future__ import annotations
