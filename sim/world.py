@@ -835,7 +835,10 @@ class World:
             if cum is None:
                 clicked = audience[g.integers(0, size, n_click)]
             else:
-                pick = np.searchsorted(cum, g.random(n_click) * cum[-1], side="right")
+                u = g.random(n_click) * cum[-1]
+                order = np.argsort(u)  # sorted keys: numpy's search narrows from the last hit
+                pick = np.empty(n_click, dtype=np.intp)
+                pick[order] = np.searchsorted(cum, u[order], side="right")
                 clicked = audience[np.minimum(pick, size - 1)]
             for arm, share in enumerate(by_arm):
                 self.ledger.book(f"ad_{name}", impressions * share * cfg.cpm / 1000, arm, day)
