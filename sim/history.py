@@ -322,6 +322,19 @@ def _overlap(a, b, lo, hi):
     return max(0.0, min(b, hi) - max(a, lo))
 
 
+@njit(cache=True)
+def _jumped(pkey, i, c, rate, a, b, lo, hi):
+    """Visits at ``rate`` in [a, b) that fall in the pre-period [lo, hi).
+
+    A Poisson count on the agent's pre-period stream (counter ``c``); returns the count and the
+    next counter.
+    """
+    span = _overlap(a, b, lo, hi)
+    if span > 0.0:
+        return _poisson(pkey, i, c, rate * span), c + 1
+    return 0, c
+
+
 @njit(cache=True, nogil=True)
 def _history(
     key,
@@ -481,10 +494,8 @@ def _history(
                 was = t
                 t += -np.log(1.0 - uniform_one(key, i, j)) / total
                 if pre_lo < t0:  # the visits on the way that neither order nor lapse
-                    span = _overlap(was, t, pre_lo, end)
-                    if span > 0.0:
-                        pre += _poisson(pkey, i, c, rate * (1.0 - stop) * span)
-                        c += 1
+                    k, c = _jumped(pkey, i, c, rate * (1.0 - stop), was, t, pre_lo, end)
+                    pre += k
                 if t >= end:
                     break
                 if uniform_one(key, i, j + 1) * total < forget_h[i]:
@@ -509,19 +520,15 @@ def _history(
                 p = pv * (a * stay[i] + b * click_stay[i]) / rate
                 stop = p if lapsed else p + (1.0 - p) * q
                 if stop <= 0.0:  # visits that never order or lapse, to t0
-                    span = _overlap(t, end, pre_lo, end)
-                    if span > 0.0:
-                        pre += _poisson(pkey, i, c, rate * span)
-                        c += 1
+                    k, c = _jumped(pkey, i, c, rate, t, end, pre_lo, end)
+                    pre += k
                     break
                 # a geometric number of exponential gaps is one exponential gap at rate x stop
                 was = t
                 t += -np.log(1.0 - uniform_one(key, i, j)) / (rate * stop)
                 if pre_lo < t0:  # the visits on the way that neither order nor lapse
-                    span = _overlap(was, t, pre_lo, end)
-                    if span > 0.0:
-                        pre += _poisson(pkey, i, c, rate * (1.0 - stop) * span)
-                        c += 1
+                    k, c = _jumped(pkey, i, c, rate * (1.0 - stop), was, t, pre_lo, end)
+                    pre += k
                 if t >= end:
                     break
                 buys = lapsed or uniform_one(key, i, j + 1) * stop < p
