@@ -165,7 +165,7 @@ def test_a_brand_new_store_is_still_filling_up(run):
     Its order counts drift inside the monthly noise over one window (+5% at this seed), so
     what tells it apart is the state the KPIs rest on: the customer base grows by more than
     half in 60 days and returning customers place under 30% of the orders (27% at this seed,
-    SE ~1.1 points over its ~1,800 orders; 54% in the going concern).
+    SE ~1.1 points over its ~1,800 orders; 53% in the going concern).
     """
     new = run_world(f"scenario.population.size={N}", "scenario.history.days=0", events=False,
                     seed=11)  # fmt: skip
