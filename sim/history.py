@@ -36,7 +36,7 @@ at a time:
 What the reduced model leaves out (strategies, review dynamics, a session's other views) the
 full 90-day warm-up then works out from this state. A warm-up shorter than ``PRE_DAYS`` (90)
 leaves the pre_* columns' first days to the past: it counts the visits, orders and revenue of
-``[-PRE_DAYS, -warmup_days)`` into them (:func:`_history`'s ``pre_visits``).
+``[-PRE_DAYS, -warmup_days)`` into them (:func:`_history`'s ``pre_out``).
 Every draw is keyed on (seed, agent, counter) like :mod:`sim.rng`'s, before any agent acts,
 so every world of a seed (arms, with and without a strategy) shares the same past. The
 per-agent event loop is a numba kernel: it branches per agent, which numpy cannot vectorise
@@ -389,7 +389,7 @@ def _history(
     visit weight, lapse weight, satiation, satiation days); ``forget_h``: each agent's hazard of
     forgetting the store while a prospect (0 for those on a list: the e-mails keep it in mind);
     ``carts`` = (come_back, come_back_lift, cart_return, cart_days): the orders of the carts
-    a visit leaves, booked at that visit (:func:`_carts_back`). ``pre_visits`` counts each
+    a visit leaves, booked at that visit (:func:`_carts_back`). ``pre_out`` counts each
     agent's visits in ``[pre_lo, t0)`` (the pre-period before a warm-up shorter than
     ``PRE_DAYS``): the visits the loop steps through, and for the stretches it jumps, the
     visits that neither order nor lapse, a Poisson count of rate ``rate (1 - stop)`` (a thinned
@@ -708,9 +708,7 @@ def draw_history(world) -> None:
     pop.satisfaction = sat.astype(pop.satisfaction.dtype)
     world.u["pre_sessions"] += pre
     _book(world, *orders, pre_lo)
-    first = world.u["first_order"]
-    customers = np.flatnonzero(np.isfinite(first))
-    pop.gone_at[customers] = world.leave_at(customers, first[customers])
+    world.start_leaving()
     due = np.flatnonzero(aware)
     world.reschedule(due, np.full(len(due), t0), gap[due])
 
@@ -805,8 +803,7 @@ def from_log(world, orders, first, last, lapsed, visit_rate) -> None:
     pop.lapsed[:] = lapsed
     pop.visit_rate[:] = visit_rate
     world.u["first_order"][:] = first
-    customers = np.flatnonzero(np.isfinite(first))
-    pop.gone_at[customers] = world.leave_at(customers, first[customers])
+    world.start_leaving()
     world.u["last_order"][:] = last
     world.forget_at[:] = np.inf  # customers do not forget the store
     ids = np.arange(n)

@@ -313,6 +313,12 @@ class World:
         pop = self.pop
         return pop.email_ok[agent] | ((pop.n_orders[agent] > 0) & ~self.email_left[agent])
 
+    def start_leaving(self) -> None:
+        """Set every customer's time of leaving the market from its first order (a past's)."""
+        first = self.u["first_order"]
+        customers = np.flatnonzero(np.isfinite(first))
+        self.pop.gone_at[customers] = self.leave_at(customers, first[customers])
+
     def leave_at(self, agent: np.ndarray, first: np.ndarray) -> np.ndarray:
         """When customers whose first order was at ``first`` leave the market for good.
 
@@ -751,15 +757,15 @@ class World:
         if self.calendar.pulls:
             self._pull_forward(day)
         due = np.flatnonzero(pop.next_visit < day + 1)
+        time = np.maximum(pop.next_visit[due], day)
         if self.leaving:  # a customer who has left the market makes no more visits of its own
-            gone = pop.gone_at[due] <= np.maximum(pop.next_visit[due], day)
-            pop.next_visit[due[gone]] = NEVER
-            due = due[~gone]
+            here = time < pop.gone_at[due]
+            pop.next_visit[due[~here]] = NEVER
+            due, time = due[here], time[here]
         if not len(due):
             return
         k = day + _DAY_KEY
         key = self.keyed("own_visits")
-        time = np.maximum(pop.next_visit[due], day)
         traffic = self.calendar.traffic[day + self.calendar.offset]
         keep = rng.uniform(key, due, k * 4) < traffic / self._traffic_max
         if self.calendar.pulls:  # a visit a promotion moved forward is a visit, not a candidate
