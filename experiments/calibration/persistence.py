@@ -10,6 +10,7 @@ from the cut), with the same pre-period: the world's answer graded against the r
 
 ``python -m experiments.calibration.persistence [FRACTION] [REPLICATES]`` prints the table
 (FRACTION of CDNOW's customers, seeded; the lifetimes wheel of the dev extra has the log).
+The world's modules are imported when the comparison runs, so a bad argument exits at once.
 """
 
 from __future__ import annotations
@@ -20,14 +21,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from experiments.calibration import forecast as F
-from experiments.calibration import repeat as R
-from experiments.calibration.cdnow import load_cdnow, split
-from experiments.calibration.transactions import OrderLog, from_frame
-from experiments.replicates import replicate_seeds
 from experiments.stats.metrics import Groups, cuped
-from sim import history, rng
-from sim.world import World
 
 PRE = 91  # days of pre-period before the cut, as a quarter's A/B test would use
 WINDOW = 91  # days of the window after it
@@ -48,7 +42,7 @@ def per_customer(codes: np.ndarray, day: np.ndarray, amount: np.ndarray, n: int)
     return revenue, np.bincount(pairs // width, minlength=n).astype(float)
 
 
-def _real(frame: pd.DataFrame, log: OrderLog, lo: int, hi: int):
+def _real(frame: pd.DataFrame, log, lo: int, hi: int):
     """The log's customers' revenue and purchase days on days ``[lo, hi)`` of the full file."""
     code = pd.Series(np.arange(log.size), index=log.customers)
     day = (frame["date"] - pd.Timestamp(log.start)).dt.days.to_numpy()
@@ -57,8 +51,13 @@ def _real(frame: pd.DataFrame, log: OrderLog, lo: int, hi: int):
     return per_customer(codes, day[ok] - lo, frame["amount"].to_numpy()[ok], log.size)
 
 
-def _world(found: F.LogFit, log: OrderLog, seed: int):
+def _world(found, log, seed: int):
     """One run of the calibrated world from the cut: revenue and purchase days per customer."""
+    from experiments.calibration import forecast as F
+    from experiments.calibration import repeat as R
+    from sim import history, rng
+    from sim.world import World
+
     s = log.summary()
     end = float(log.days)
     first = s["first"].to_numpy() + 0.5 - end
@@ -82,7 +81,11 @@ def _world(found: F.LogFit, log: OrderLog, seed: int):
 
 def compare(fraction: float = 1.0, replicates: int = 4, seed: int = 3) -> pd.DataFrame:
     """Per source (CDNOW, then each world replicate): the window's means and CUPED's share."""
+    from experiments.calibration import forecast as F
+    from experiments.calibration.cdnow import load_cdnow, split
+    from experiments.calibration.transactions import from_frame
     from experiments.config import load_scenario
+    from experiments.replicates import replicate_seeds
 
     full = load_cdnow()
     fit_rows, _ = split(full, fraction=fraction, seed=1)
