@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -84,7 +85,9 @@ def daily_table(facts: Facts, start: dt.date) -> pd.DataFrame:
         )
         parts.append(long.dropna(subset=["value"]))
     daily = pd.concat(parts, ignore_index=True)
-    daily["date"] = [(start + dt.timedelta(days=int(d))).isoformat() for d in daily["day"]]
+    days, at = np.unique(daily["day"].to_numpy(), return_inverse=True)  # a date per day, once
+    daily["date"] = np.array([(start + dt.timedelta(days=int(d))).isoformat() for d in days],
+                             dtype=object)[at]  # fmt: skip
     return daily[["day", "date", "kpi", "scope", "group", "value"]].sort_values(
         ["scope", "group", "kpi", "day"], kind="stable"
     )
