@@ -25,11 +25,12 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 
 # The whole suite and the notebooks (nbmake); pytest exit 5 ("no tests collected") fails.
-# --dist loadscope: a module's tests share one worker, so its module fixtures run once.
+# --dist loadscope: a module's tests share one worker, so its module fixtures run once;
+# --no-loadscope-reorder keeps tests/conftest.py's order (the longest modules first).
 # The report's width test needs a headless Chromium (Debian's package; CI runs as root).
 test: lint
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
-	$(BIN)/python -m pytest -q -n 2 --dist loadscope tests notebooks --nbmake ; rc=$$?; \
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder tests notebooks --nbmake ; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 bench: $(VENV)/.installed
