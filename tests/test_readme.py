@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["scenario.population.size=1500", "scenario.warmup_days=30", "progress=false"]
+CALIBRATE_SMALL = ["trials=8", "population=3000", "polish=1", "fit_replicates=1", "progress=false"]
 
 
 def readme_commands() -> list[str]:
@@ -20,7 +21,7 @@ def readme_commands() -> list[str]:
 
 
 def shrink(args: list[str], tmp: Path) -> list[str]:
-    """Same command, small: fewer agents and replicates, outputs in tmp, a local Ray."""
+    """Same command, small: fewer agents, replicates, search trials; outputs in tmp; local Ray."""
     module = args[2]
     out = []
     for arg in args[3:]:
@@ -39,6 +40,9 @@ def shrink(args: list[str], tmp: Path) -> list[str]:
             out.append("experiment.sizes=[1000,1500]")
         if "seed=1,2,3,4" in out:
             out[out.index("seed=1,2,3,4")] = "seed=1,2"
+    if module == "experiments.calibrate":  # a short search; still the polish and the fit runs
+        given = " ".join(out)
+        out += [a for a in CALIBRATE_SMALL if a.split("=")[0] + "=" not in given]
     key = "hydra.sweep.dir" if "-m" in out else "hydra.run.dir"
     return [sys.executable, "-m", module, *out, f"{key}={tmp / 'out'}"]
 
