@@ -169,7 +169,7 @@ def _ad_rates(world) -> tuple[np.ndarray, np.ndarray]:
         freq = f0 * -np.expm1(-impressions / reach / f0)
         share = reach / size
         aware_h[audience] += share * -np.expm1(-cfg.awareness_per_impression * freq)
-        weight = pop.visit_rate[audience] ** sc.population.ad_click_activity
+        weight = world.click_weights(audience)
         click_h[audience] += share * -np.expm1(-cfg.ctr * freq) * weight / weight.mean()
         # carry-over visits (channel response): in a steady past their delay does not matter
         click_h[audience] += share * -np.expm1(-cfg.response * freq)

@@ -815,7 +815,7 @@ class World:
         self.audience_share[name] = (audience, cfg)
         k = self.scenario.population.ad_click_activity
         # who clicks: at random over the audience, or by activity (a cumulative weight to search)
-        cum = np.cumsum(self.pop.visit_rate[audience] ** k) if k > 0 and size else None
+        cum = np.cumsum(self.click_weights(audience)) if k > 0 and size else None
 
         def step(day: int) -> None:
             if not self._buying(name, day):
@@ -869,6 +869,13 @@ class World:
                 self.schedule_visits(later, day + c.random(len(later)) + wait, "direct")
 
         return step
+
+    def click_weights(self, audience: np.ndarray) -> np.ndarray:
+        """Each audience member's weight as an ad clicker: ``visit_rate ** ad_click_activity``.
+
+        The engine's daily click draw and the past's click hazard (:mod:`sim.history`) both use it.
+        """
+        return self.pop.visit_rate[audience] ** self.scenario.population.ad_click_activity
 
     def audience(self, name: str) -> np.ndarray:
         """Per-agent mask of a paid channel's fixed audience (keyed: the same in every world).

@@ -144,27 +144,35 @@ def fit_log(base: Scenario, log: OrderLog, seed: int, tick: Callable[[str], None
     return LogFit(sc, found.params, rate, fit, found, steps)
 
 
-def simulate_forecast(found: LogFit, log: OrderLog, days: int, seed: int, replicates: int,
-                      tick: Callable[[str], None] = lambda p: None) -> np.ndarray:  # fmt: skip
-    """Orders (customer-days) of the log's customers per day after it: ``[replicates, days]``."""
+def replicate_orders(found: LogFit, log: OrderLog, days: int, seed: int) -> pd.DataFrame:
+    """One replicate: the log's customers run ``days`` days on from the day after it; its orders.
+
+    Each agent starts from its history in the log (purchases, first and last purchase) with its
+    visit-rate multiplier and lapse drawn from their posterior given that history.
+    """
     s = log.summary()
     end = float(log.days)  # the world's time 0 is the day after the log's last date
     first = s["first"].to_numpy() + 0.5 - end
     last = s["last"].to_numpy() + 0.5 - end
-    gaps = R.gaps_of(log)
     sc = _scenario(found.scenario, log.size, log.end + dt.timedelta(days=1), days)
-    out = np.zeros((replicates, days))
     ids = np.arange(log.size)
+    world = World(sc, seed, events=False, off=OFF)
+    agents = agents_of(world)
+    key = rng.stream_key(seed, "log_state")
+    g, lapsed = R.draw_state(found.reduced, agents, R.gaps_of(log), rng.uniform(key, ids, 0),
+                             rng.uniform(key, ids, 1))  # fmt: skip
+    keep = float(np.mean(sc.traffic.weekday) / np.max(sc.traffic.weekday))
+    rate = found.engine_visit_rate * agents.factor / keep * g  # segment x posterior g
+    history.from_log(world, s["purchases"].to_numpy(), first, last, lapsed, rate)
+    return world.run().orders
+
+
+def simulate_forecast(found: LogFit, log: OrderLog, days: int, seed: int, replicates: int,
+                      tick: Callable[[str], None] = lambda p: None) -> np.ndarray:  # fmt: skip
+    """Orders (customer-days) of the log's customers per day after it: ``[replicates, days]``."""
+    out = np.zeros((replicates, days))
     for r, child in enumerate(replicate_seeds(seed, replicates)):
-        world = World(sc, child, events=False, off=OFF)
-        agents = agents_of(world)
-        key = rng.stream_key(child, "log_state")
-        g, lapsed = R.draw_state(found.reduced, agents, gaps, rng.uniform(key, ids, 0),
-                                 rng.uniform(key, ids, 1))  # fmt: skip
-        keep = float(np.mean(sc.traffic.weekday) / np.max(sc.traffic.weekday))
-        rate = found.engine_visit_rate * agents.factor / keep * g  # segment x posterior g
-        history.from_log(world, s["purchases"].to_numpy(), first, last, lapsed, rate)
-        orders = world.run().orders
+        orders = replicate_orders(found, log, days, child)
         t = orders["time"].to_numpy()
         day = np.floor(t).astype(np.int64)
         ok = (day >= 0) & (day < days)

@@ -15,7 +15,6 @@ The world's modules are imported when the comparison runs, so a bad argument exi
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 
 import numpy as np
@@ -53,30 +52,14 @@ def _real(frame: pd.DataFrame, log, lo: int, hi: int):
 
 def _world(found, log, seed: int):
     """One run of the calibrated world from the cut: revenue and purchase days per customer."""
-    from experiments.calibration import forecast as F
-    from experiments.calibration import repeat as R
-    from sim import history, rng
-    from sim.world import World
+    from experiments.calibration.forecast import customer_days, replicate_orders
 
-    s = log.summary()
-    end = float(log.days)
-    first = s["first"].to_numpy() + 0.5 - end
-    last = s["last"].to_numpy() + 0.5 - end
-    sc = F._scenario(found.scenario, log.size, log.end + dt.timedelta(days=1), WINDOW)
-    ids = np.arange(log.size)
-    world = World(sc, seed, events=False, off=F.OFF)
-    agents = F.agents_of(world)
-    key = rng.stream_key(seed, "log_state")
-    g, lapsed = R.draw_state(found.reduced, agents, R.gaps_of(log), rng.uniform(key, ids, 0),
-                             rng.uniform(key, ids, 1))  # fmt: skip
-    keep = float(np.mean(sc.traffic.weekday) / np.max(sc.traffic.weekday))
-    rate = found.engine_visit_rate * agents.factor / keep * g
-    history.from_log(world, s["purchases"].to_numpy(), first, last, lapsed, rate)
-    o = world.run().orders
+    o = replicate_orders(found, log, WINDOW, seed)
     t = o["time"].to_numpy()
     ok = (t >= 0) & (t < WINDOW)
-    return per_customer(o["user_id"].to_numpy()[ok], np.floor(t[ok]).astype(np.int64),
-                        o["revenue"].to_numpy()[ok], log.size)  # fmt: skip
+    revenue = np.bincount(o["user_id"].to_numpy()[ok], weights=o["revenue"].to_numpy()[ok],
+                          minlength=log.size)  # fmt: skip
+    return revenue, customer_days(o, log.size, WINDOW).astype(float)
 
 
 def compare(fraction: float = 1.0, replicates: int = 4, seed: int = 3) -> pd.DataFrame:

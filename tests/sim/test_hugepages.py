@@ -6,7 +6,10 @@ import sys
 
 import pytest
 
-PROBE = "import numpy as np, sim; print(np._core.multiarray._get_madvise_hugepage())"
+PROBE = (
+    "import numpy as np, sim; core = getattr(np, '_core', None) or np.core; "
+    "print(core.multiarray._get_madvise_hugepage())"
+)
 
 
 @pytest.mark.parametrize(("env", "expected"), [(None, "False"), ("1", "True"), ("0", "False")])
