@@ -49,6 +49,8 @@ class PopulationConfig:
     # Ad clicks fall on the audience in proportion to visit_rate ** ad_click_activity: people who
     # come often on their own click the store's ads often too (0: at random over the audience)
     ad_click_activity: float = 0.0
+    # Gamma shape of each agent's own multiplier (mean 1) on its segment's cart_propensity; 0: none
+    cart_propensity_shape: float = 0.0
 
 
 @dataclass

@@ -19,7 +19,9 @@ class Population:
 
     Traits: ``segment`` (index into ``segment_names``), ``device``, ``price_sensitivity``,
     ``affinity[n, categories]`` (true category tastes, rows sum to 1), ``visit_rate`` (own
-    organic/direct visit hazard per day), ``email_engagement``, ``responsiveness[n, 5]`` (how much
+    organic/direct visit hazard per day), ``cart_propensity`` (multiplier on ``funnel.p_cart``: the
+    segment's, times the agent's own Gamma draw of shape ``population.cart_propensity_shape``, mean
+    1, when that is above 0), ``email_engagement``, ``responsiveness[n, 5]`` (how much
     each strategy moves the agent: personalization, social_proof, gamification, retargeting,
     bundles; mean 1), ``arm``.
 
@@ -92,6 +94,11 @@ def build_population(scenario: Scenario, seed: int) -> Population:
     affinity /= affinity.sum(axis=1, keepdims=True)
     sensitivity = trait("price_sensitivity") * g.gamma(4.0, 0.25, n)
     responsiveness = 0.5 * g.standard_gamma(2.0, (n, len(STRATEGY_NAMES)), dtype=np.float32)
+    engagement = trait("email_engagement") * g.gamma(3.0, 1 / 3.0, n)
+    propensity = trait("cart_propensity")
+    if pop.cart_propensity_shape > 0:  # drawn last: every earlier trait stays as it was
+        k = pop.cart_propensity_shape
+        propensity = propensity * g.gamma(k, 1.0 / k, n)
     u = lambda k: rng.uniform(key, ids, k)  # noqa: E731
     aware = u(1) < pop.initially_aware
     return Population(
@@ -101,9 +108,9 @@ def build_population(scenario: Scenario, seed: int) -> Population:
         price_sensitivity=sensitivity.astype(np.float32),
         affinity=affinity,
         visit_rate=(scenario.traffic.visit_rate * trait("visit_rate") * heterogeneity),
-        cart_propensity=trait("cart_propensity").astype(np.float32),
+        cart_propensity=propensity.astype(np.float32),
         churn=trait("churn").astype(np.float32),
-        email_engagement=(trait("email_engagement") * g.gamma(3.0, 1 / 3.0, n)).astype(np.float32),
+        email_engagement=engagement.astype(np.float32),
         responsiveness=responsiveness,
         arm=np.zeros(n, dtype=np.int8),
         aware=aware,

@@ -111,8 +111,11 @@ def fit_log(base: Scenario, log: OrderLog, seed: int, tick: Callable[[str], None
     """Fit spend and repeat buying to the log; check the engine's repeat level (see the module)."""
     amount = float(log.amount.mean())
     # Dropout is the repeat model's lapse, fitted to the log; the engine's customers leaving the
-    # market (retention.leave_per_year), which that likelihood leaves out, is off
-    sc = with_values(base, {"retention.leave_per_year": 0.0})
+    # market (retention.leave_per_year), which that likelihood leaves out, is off; so is a
+    # per-agent spread of cart propensity: the fitted Gamma over visit rates is the spread there
+    sc = with_values(
+        base, {"retention.leave_per_year": 0.0, "population.cart_propensity_shape": 0.0}
+    )
     spend = []
     for _ in range(SPEND_STEPS):
         _, aov = _from_first_purchase(sc, log, seed)

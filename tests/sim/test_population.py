@@ -1,0 +1,54 @@
+"""A shopper's own readiness to buy: ``population.cart_propensity_shape``.
+
+0 (the default) keeps each agent's cart propensity at its segment's value; k > 0 multiplies it
+by the agent's own Gamma(k, 1/k) draw (mean 1, variance 1/k), drawn after every other trait, so
+the other traits do not move.
+"""
+
+import numpy as np
+from sim_helpers import run_world, scenario
+
+from experiments.calibration.persistence import reduction
+from sim.population import build_population
+
+N = 200_000
+
+
+def test_no_spread_keeps_the_segment_value_and_a_spread_moves_only_that_trait():
+    plain = build_population(scenario(f"scenario.population.size={N}"), 5)
+    spread = build_population(
+        scenario(f"scenario.population.size={N}", "scenario.population.cart_propensity_shape=1"), 5
+    )
+    segments = scenario().population.segments
+    value = np.array([segments[s].cart_propensity for s in plain.segment_names], np.float32)
+    assert (plain.cart_propensity == value[plain.segment]).all()
+    for trait in ("segment", "visit_rate", "price_sensitivity", "email_engagement", "affinity",
+                  "responsiveness", "aware", "email_ok", "device"):  # fmt: skip
+        assert np.array_equal(getattr(plain, trait), getattr(spread, trait)), trait
+    ratio = spread.cart_propensity.astype(float) / value[spread.segment]
+    for s in range(len(value)):
+        r = ratio[spread.segment == s]
+        # Gamma(1, 1): mean 1 with SE 1/sqrt(n); variance 1 with SE sqrt(8/n) (excess kurtosis
+        # 6); n >= 20,000 per segment: 4 SE is at most 0.028 and 0.08
+        assert abs(r.mean() - 1) < 4 / np.sqrt(len(r)), (s, r.mean())
+        assert abs(r.var() - 1) < 4 * np.sqrt(8 / len(r)), (s, r.var())
+
+
+def _cuped_share(users) -> float:
+    """Share of revenue per visitor's variance the 90-day pre-period revenue removes."""
+    seen = users["sessions"].to_numpy() > 0
+    return reduction(users["revenue"].to_numpy()[seen], users["pre_revenue"].to_numpy()[seen])
+
+
+def test_a_spread_of_readiness_to_buy_makes_revenue_persist():
+    """Shoppers who buy readily keep doing so: the pre-period then predicts the window better.
+
+    100,000 agents, seed 7: 0.8% against 3.7% (seed 42: 1.1% against 4.6%). Bootstrap SD of
+    each share (200 resamples of the visitors): 0.17 and 0.89 points, so the difference is
+    about 3 SD above 0.
+    """
+    low = _cuped_share(run_world("scenario.population.size=100000", events=False).users)
+    high = _cuped_share(run_world("scenario.population.size=100000",
+                                  "scenario.population.cart_propensity_shape=1",
+                                  events=False).users)  # fmt: skip
+    assert high > low, (low, high)
