@@ -32,14 +32,15 @@ def child(size: int, events: bool, extra: list[str]) -> None:
     from experiments.run import compute, write
     from sim.world import World
 
-    worlds = []
+    counts = []
     run = World.run
 
-    def keep(self, *args, **kwargs):  # the world compute() builds, for its session count
-        worlds.append(self)
-        return run(self, *args, **kwargs)
+    def count(self, *args, **kwargs):  # the session count of the world compute() builds; the
+        results = run(self, *args, **kwargs)  # world itself is not kept (its memory is freed)
+        counts.append(int(self.pop.n_sessions.sum()))
+        return results
 
-    World.run = keep
+    World.run = count
     register()
     overrides = [f"scenario.population.size={size}", f"output.events={str(events).lower()}",
                  "progress=false", *extra]  # fmt: skip
@@ -52,7 +53,7 @@ def child(size: int, events: bool, extra: list[str]) -> None:
     t2 = time.perf_counter()
     # every session the engine ran (warm-up and window): the agents' session counters, not
     # pre_sessions, which a warm-up shorter than 90 days tops up with the drawn past's visits
-    simulated = int(worlds[-1].pop.n_sessions.sum())
+    simulated = counts[-1]
     print(json.dumps({
         "engine_s": t1 - t0, "write_s": t2 - t1, "sessions": simulated,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

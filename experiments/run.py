@@ -9,6 +9,7 @@ Outputs in the run folder: kpis.json, daily.csv, users.parquet, events.parquet (
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,7 +58,12 @@ def simulate(
     total = scenario.warmup_days + scenario.days
     with tqdm(total=total, desc="simulating days", unit="day", disable=not progress,
               file=sys.stderr) as bar:  # fmt: skip
-        return world.run(progress=lambda day: bar.update(1))
+        results = world.run(progress=lambda day: bar.update(1))
+    # The world's daily processes refer to it in cycles, which only the cyclic collector frees:
+    # free its arrays now, not during the KPIs (1M agents: peak memory 1,055 -> 868 MB)
+    del world
+    gc.collect()
+    return results
 
 
 def kpi_frame(summary: dict) -> pd.DataFrame:
