@@ -1,7 +1,9 @@
-"""Compiled scatter-adds for the engine's per-agent counters (numba).
+"""Compiled kernels of the engine (numba): scatter-adds and a weighted draw's search.
 
 ``np.add.at`` is correct with repeated indices but slow (tens of ns per element); these loops
 add in the same order, so the sums are bit for bit those of ``np.add.at`` (a test pins them).
+:class:`CumulativeSearch` answers ``np.searchsorted(cum, u, side="right")`` through a guide
+table, the same indices (a test pins them) at O(1) a key instead of O(log n).
 """
 
 from __future__ import annotations
@@ -33,3 +35,45 @@ def add_at(target: np.ndarray, index: np.ndarray, values=1) -> None:
             return
         values = np.full(len(index), values)
     _add_values(target, index, np.ascontiguousarray(values, dtype=target.dtype))
+
+
+@njit(cache=True)
+def _guided(cum, thresholds, guide, step, keys):
+    out = np.empty(keys.shape[0], dtype=np.int64)
+    last, n = guide.shape[0] - 1, cum.shape[0]
+    for i in range(keys.shape[0]):
+        x = keys[i]
+        b = min(int(x / step), last) if step > 0 else 0
+        while b > 0 and thresholds[b] > x:  # a rounding step too far: back to a bound below x
+            b -= 1
+        while b < last and thresholds[b + 1] <= x:
+            b += 1
+        j = guide[b]  # the first index with cum > thresholds[b] <= x: at or before the answer
+        while j < n and cum[j] <= x:
+            j += 1
+        out[i] = j
+    return out
+
+
+class CumulativeSearch:
+    """``np.searchsorted(cum, keys, side="right")`` for many draws on one fixed ``cum``.
+
+    ``cum`` is a non-decreasing cumulative weight (a weighted draw's inverse CDF). A guide table
+    holds, for ``len(cum) // 4`` equal steps of its range, the answer at each step's start;
+    a key starts from the step below it and walks forward, so each costs a few reads wherever
+    it falls, not a binary search's scattered ones. Exact: the same index as ``searchsorted``
+    for every key (a test pins it), ``len(cum)`` for keys at or above ``cum[-1]``.
+    """
+
+    def __init__(self, cum: np.ndarray) -> None:
+        self.cum = np.ascontiguousarray(cum, dtype=np.float64)
+        size = max(len(self.cum) // 4, 1)
+        top = float(self.cum[-1]) if len(self.cum) else 0.0
+        self.step = top / size
+        self.thresholds = np.arange(size, dtype=np.float64) * self.step
+        self.guide = np.searchsorted(self.cum, self.thresholds, side="right").astype(np.int64)
+
+    def __call__(self, keys: np.ndarray) -> np.ndarray:
+        """The index of each key, as ``np.searchsorted(cum, keys, side="right")``."""
+        keys = np.ascontiguousarray(keys, dtype=np.float64)
+        return _guided(self.cum, self.thresholds, self.guide, self.step, keys)

@@ -79,3 +79,22 @@ def test_compiled_scatter_add_is_np_add_at():
         np.add.at(expected, index, values)
         add_at(target, index, values)
         assert np.array_equal(target, expected)  # same order of additions: bit for bit
+
+
+def test_guided_cumulative_search_is_np_searchsorted():
+    from sim.kernels import CumulativeSearch
+
+    g = np.random.default_rng(1)
+    for size in (1, 3, 7, 1000, 100_000):
+        weights = g.gamma(0.3, 1.0, size) ** 1.5  # heavy-tailed, as visit_rate ** k
+        weights[g.random(size) < 0.2] = 0.0  # runs of zero weight: never picked
+        cum = np.cumsum(weights)
+        search = CumulativeSearch(cum)
+        keys = np.concatenate([
+            g.random(50_000) * cum[-1],  # the engine's draws
+            cum[g.integers(0, size, 200)],  # exactly on a cumulative value
+            search.thresholds,  # exactly on a step of the guide
+            np.nextafter(search.thresholds, -np.inf)[1:],  # just below one
+            [0.0, cum[-1], np.nextafter(cum[-1], np.inf), 2 * cum[-1] + 1],
+        ])  # fmt: skip
+        assert np.array_equal(search(keys), np.searchsorted(cum, keys, side="right")), size
