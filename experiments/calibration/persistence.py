@@ -8,7 +8,11 @@ cut against those of the ``WINDOW`` days after) and in the world calibrated to t
 (:mod:`experiments.calibration.forecast`: the log's customers with their real past, run on
 from the cut), with the same pre-period: the world's answer graded against the real one.
 
-``python -m experiments.calibration.persistence [FRACTION] [REPLICATES]`` prints the table
+Then two references for the world: the same CDNOW cohort at later cuts, as it buys less often
+(:func:`cdnow_over_time`), and the default store's own customers at day 0
+(:func:`store_customers`), with how concentrated their buying is (:func:`statistics`).
+
+``python -m experiments.calibration.persistence [FRACTION] [REPLICATES]`` prints the tables
 (FRACTION of CDNOW's customers, seeded; the lifetimes wheel of the dev extra has the log).
 The world's modules are imported when the comparison runs, so a bad argument exits at once.
 """
@@ -24,6 +28,8 @@ from experiments.stats.metrics import Groups, cuped
 
 PRE = 91  # days of pre-period before the cut, as a quarter's A/B test would use
 WINDOW = 91  # days of the window after it
+CUTS = (91, 181, 271, 361, 451)  # days of CDNOW's file for cdnow_over_time (from 1997-01-01)
+STORE = ["scenario.population.size=100000"]  # the default store for store_customers
 
 
 def reduction(y: np.ndarray, x: np.ndarray) -> float:
@@ -60,6 +66,60 @@ def _world(found, log, seed: int):
     revenue = np.bincount(o["user_id"].to_numpy()[ok], weights=o["revenue"].to_numpy()[ok],
                           minlength=log.size)  # fmt: skip
     return revenue, customer_days(o, log.size, WINDOW).astype(float)
+
+
+def statistics(pre_revenue, pre_days, revenue, days) -> dict:
+    """A customer base's buying over a window, and what its pre-period explains of it."""
+    buyers = days > 0
+    return {"purchase_days_per_customer": days.mean(), "share_buying": buyers.mean(),
+            "days_per_buyer": days[buyers].mean() if buyers.any() else np.nan,
+            "variance_to_mean": days.var() / days.mean() if days.mean() > 0 else np.nan,
+            "cuped_purchase_days": reduction(days, pre_days),
+            "cuped_revenue": reduction(revenue, pre_revenue)}  # fmt: skip
+
+
+def cdnow_over_time(frame: pd.DataFrame, cuts: tuple[int, ...] = CUTS) -> pd.DataFrame:
+    """CDNOW's customers at each cut (a day of the file): the statistics of :func:`statistics`.
+
+    The customers are the file's cohort, whose first purchases all fall in its first quarter.
+
+    As the cohort ages fewer of its customers buy in a quarter; what a pre-period explains
+    shows whether persistence is a property of frequent buyers only.
+    """
+    start = frame["date"].min()
+    day = (frame["date"] - start).dt.days.to_numpy()
+    code, n = pd.factorize(frame["customer_id"])[0], frame["customer_id"].nunique()
+    amount = frame["amount"].to_numpy()
+
+    def part(lo: int, hi: int):
+        ok = (day >= lo) & (day < hi)
+        return per_customer(code[ok], day[ok] - lo, amount[ok], n)
+
+    rows = []
+    for cut in cuts:
+        stats = statistics(*part(cut - PRE, cut), *part(cut, cut + WINDOW))
+        rows.append({"source": f"CDNOW at {(start + pd.Timedelta(days=cut)).date()}",
+                     "customers": n, **stats})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def store_customers(overrides: list[str], seed: int = 42) -> dict:
+    """The same statistics for a store's customers at day 0 (an order before it), 90 days each."""
+    from experiments.config import load_scenario
+    from experiments.run import simulate
+
+    results = simulate(load_scenario(overrides), seed, events=False)
+    o, n = results.orders, len(results.users)
+    t, user = o["time"].to_numpy(), o["user_id"].to_numpy()
+    known = np.zeros(n, dtype=bool)
+    known[user[t < 0]] = True
+
+    def part(lo: float, hi: float):
+        ok = (t >= lo) & (t < hi)
+        day = np.floor(t[ok] - lo).astype(np.int64)
+        return [x[known] for x in per_customer(user[ok], day, o["revenue"].to_numpy()[ok], n)]
+
+    return {"customers": int(known.sum()), **statistics(*part(-90, 0), *part(0, 90))}
 
 
 def compare(fraction: float = 1.0, replicates: int = 4, seed: int = 3) -> pd.DataFrame:
@@ -99,11 +159,19 @@ def main(argv: list[str]) -> None:
         print("error: usage: persistence [FRACTION in (0, 1]] [REPLICATES >= 1]", file=sys.stderr)
         sys.exit(2)
     table = compare(fraction, replicates)
+    shown = {"float_format": lambda v: f"{v:.3f}", "index": False}
     print(
         f"CDNOW's customers at the cut; pre-period the {PRE} days before it, window the "
         f"{WINDOW} days after; CUPED = share of the window's variance the pre-period removes"
     )
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(table.to_string(**shown))
+    from experiments.calibration.cdnow import load_cdnow
+
+    print("\nThe same cohort as it ages, and the default store's customers at day 0 "
+          "(100,000 agents, seed 42; 90 days each side)")  # fmt: skip
+    ages = cdnow_over_time(load_cdnow())
+    store = pd.DataFrame([{"source": "default store", **store_customers(STORE)}])
+    print(pd.concat([ages, store], ignore_index=True).to_string(**shown))
 
 
 if __name__ == "__main__":
