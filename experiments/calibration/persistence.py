@@ -103,6 +103,32 @@ def cdnow_over_time(frame: pd.DataFrame, cuts: tuple[int, ...] = CUTS) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def first_year(user: np.ndarray, time: np.ndarray, revenue: np.ndarray, end: float) -> dict:
+    """Each customer's first year, as RJMetrics' 2015 benchmark reports it (176 stores).
+
+    The cohort: customers whose first order is at least 365 days before ``end``. Returns the
+    chance of a second purchase day within the year of the first (published: 32%), of a third
+    given a second (published: past 50%) and of a fourth given a third, and how many times the
+    cohort's mean first-year revenue its top 10% and top 1% spend (published, over a
+    customer's life: 6x and 18x).
+    """
+    n = int(user.max(initial=-1)) + 1
+    first = np.full(n, np.inf)
+    np.minimum.at(first, user, time)
+    cohort = first <= end - 365
+    rows = cohort[user] & (time - first[user] < 365)
+    span = int(np.floor(time.min(initial=0))) - 1
+    days = per_customer(user[rows], np.floor(time[rows]).astype(np.int64) - span,
+                        revenue[rows], n)[1][cohort]  # fmt: skip
+    value = np.sort(np.bincount(user[rows], weights=revenue[rows], minlength=n)[cohort])[::-1]
+    mean = value.mean()
+    return {"cohort": int(cohort.sum()), "second_in_year": np.mean(days >= 2),
+            "third_given_second": np.mean(days[days >= 2] >= 3),
+            "fourth_given_third": np.mean(days[days >= 3] >= 4),
+            "top_10pct_x_mean": value[: max(len(value) // 10, 1)].mean() / mean,
+            "top_1pct_x_mean": value[: max(len(value) // 100, 1)].mean() / mean}  # fmt: skip
+
+
 def store_customers(overrides: list[str], seed: int = 42) -> dict:
     """The same statistics for a store's customers at day 0 (an order before it), 90 days each."""
     from experiments.config import load_scenario
@@ -119,7 +145,9 @@ def store_customers(overrides: list[str], seed: int = 42) -> dict:
         day = np.floor(t[ok] - lo).astype(np.int64)
         return [x[known] for x in per_customer(user[ok], day, o["revenue"].to_numpy()[ok], n)]
 
-    return {"customers": int(known.sum()), **statistics(*part(-90, 0), *part(0, 90))}
+    years = first_year(user, t, o["revenue"].to_numpy(), float(results.scenario.days))
+    return {"customers": int(known.sum()), **statistics(*part(-90, 0), *part(0, 90)),
+            **{f"first_year.{k}": v for k, v in years.items()}}  # fmt: skip
 
 
 def compare(fraction: float = 1.0, replicates: int = 4, seed: int = 3) -> pd.DataFrame:
@@ -169,9 +197,36 @@ def main(argv: list[str]) -> None:
 
     print("\nThe same cohort as it ages, and the default store's customers at day 0 "
           "(100,000 agents, seed 42; 90 days each side)")  # fmt: skip
-    ages = cdnow_over_time(load_cdnow())
-    store = pd.DataFrame([{"source": "default store", **store_customers(STORE)}])
-    print(pd.concat([ages, store], ignore_index=True).to_string(**shown))
+    full = load_cdnow()
+    ages = cdnow_over_time(full)
+    found = store_customers(STORE)
+    store = {k: v for k, v in found.items() if not k.startswith("first_year.")}
+    print(pd.concat([ages, pd.DataFrame([{"source": "default store", **store}])],
+                    ignore_index=True).to_string(**shown))  # fmt: skip
+    day = (full["date"] - full["date"].min()).dt.days.to_numpy().astype(float)
+    code = pd.factorize(full["customer_id"])[0]
+    years = [{"source": "RJMetrics 2015 (176 stores; top shares over a lifetime)",
+              "second_in_year": 0.32, "third_given_second": 0.5, "top_10pct_x_mean": 6.0,
+              "top_1pct_x_mean": 18.0},
+             {"source": "CDNOW", **first_year(code, day, full["amount"].to_numpy(),
+                                              float(day.max() + 1))},
+             {"source": "default store", **{k.split(".", 1)[1]: v for k, v in found.items()
+                                            if k.startswith("first_year.")}}]  # fmt: skip
+    print("\nA customer's first year (cohorts whose first order is a year or more before the end)")
+    years = pd.DataFrame(years).astype({"cohort": "Int64"})
+    print(
+        years[
+            [
+                "source",
+                "cohort",
+                "second_in_year",
+                "third_given_second",
+                "fourth_given_third",
+                "top_10pct_x_mean",
+                "top_1pct_x_mean",
+            ]
+        ].to_string(**shown)
+    )
 
 
 if __name__ == "__main__":

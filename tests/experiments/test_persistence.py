@@ -9,6 +9,7 @@ import statsmodels.api as sm
 
 from experiments.calibration.persistence import (
     cdnow_over_time,
+    first_year,
     per_customer,
     reduction,
     statistics,
@@ -80,3 +81,17 @@ def test_store_customers_are_those_with_an_order_before_day_0():
     window = customer_days(orders, 5000, 90.0)[before]
     assert stats["purchase_days_per_customer"] == window.mean()
     assert stats["share_buying"] == (window > 0).mean()
+
+
+def test_first_year_counts_purchase_days_in_the_year_of_the_first():
+    # customer 0: days 0, 0 (one purchase day), 100, 200, 400 (after its year);
+    # customer 1: one order; customer 2: days 10 and 20; customer 3: first order too late
+    user = np.array([0, 0, 0, 0, 0, 1, 2, 2, 3])
+    time = np.array([0.2, 0.7, 100.0, 200.0, 400.0, 5.0, 10.0, 20.0, 500.0])
+    revenue = np.array([1.0, 1.0, 2.0, 2.0, 50.0, 3.0, 4.0, 4.0, 9.0])
+    got = first_year(user, time, revenue, end=520.0)
+    assert got["cohort"] == 3  # 3's first order is within 365 days of the end
+    assert got["second_in_year"] == 2 / 3 and got["third_given_second"] == 0.5
+    assert got["fourth_given_third"] == 0.0
+    # first-year revenue 6, 3, 8: mean 17/3; the top tenth and hundredth are one customer
+    assert abs(got["top_10pct_x_mean"] - 8 / (17 / 3)) < 1e-12
