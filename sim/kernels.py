@@ -62,7 +62,9 @@ class CumulativeSearch:
     holds, for ``len(cum) // 4`` equal steps of its range, the answer at each step's start;
     a key starts from the step below it and walks forward, so each costs a few reads wherever
     it falls, not a binary search's scattered ones. Exact: the same index as ``searchsorted``
-    for every key (a test pins it), ``len(cum)`` for keys at or above ``cum[-1]``.
+    for every finite key >= 0 (a test pins it; the engine's keys are ``u * cum[-1]``, ``u`` in
+    [0, 1)), ``len(cum)`` for keys at or above ``cum[-1]``. Negative, NaN or infinite keys and
+    an overflowed ``cum`` are not supported.
     """
 
     def __init__(self, cum: np.ndarray) -> None:
