@@ -173,15 +173,10 @@ class World:
         self.forget = forget_rate(scenario)
         self.leaving = scenario.retention.leave_per_year > 0  # customers leave the market
         self.forget_at = np.full(n, np.inf)
-        # Agents filed by the day their forget_at falls on (or the next day _forget looks at):
-        # the daily step reads a day's file, not every agent (stale entries are checked out)
-        self._forget_files: dict[int, list[np.ndarray]] = {}
-        self._forget_next = -scenario.warmup_days  # the next day _forget will look at
         if self.forget > 0:
             ids = np.flatnonzero(self._prospect(np.arange(n)))
             gap = rng.exponential(self.keyed("forget"), ids, 0)
             self.forget_at[ids] = -scenario.warmup_days + gap / self.forget
-            self._file_forget(ids)
         for s in self.strategies:
             s.setup(self)
 
@@ -257,37 +252,14 @@ class World:
                 self.keyed("forget"), new, np.broadcast_to(counter, fresh.shape)[fresh]
             )
             self.forget_at[new] = np.broadcast_to(time, fresh.shape)[fresh] + gap / self.forget
-            self._file_forget(new)
         self.pop.aware[agent] = True
-
-    def _file_forget(self, agent: np.ndarray) -> None:
-        """File agents under the day :meth:`_forget` will find them due.
-
-        That is their ``forget_at``'s day, or the next day it looks at if that day has passed;
-        days after the run are not filed (never reached).
-        """
-        day = np.maximum(np.floor(self.forget_at[agent]), self._forget_next)
-        keep = day < self.scenario.days
-        agent, day = agent[keep], day[keep].astype(np.int64)
-        if not len(agent):
-            return
-        order = np.argsort(day, kind="stable")
-        agent, day = agent[order], day[order]
-        starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
-        for part, d in zip(np.split(agent, starts[1:]), day[starts], strict=True):
-            self._forget_files.setdefault(int(d), []).append(part)
 
     def _forget(self, day: int) -> None:
         """Daily step: prospects whose time has come forget the store.
 
         Their next own visit is a discovery again (organic search, at ``discovery_rate``).
         """
-        self._forget_next = day + 1
-        filed = self._forget_files.pop(day, None)
-        if filed is None:
-            return
-        due = np.unique(np.concatenate(filed))  # ascending, as np.flatnonzero would give
-        due = due[self.forget_at[due] < day + 1]  # filed, and still due today
+        due = np.flatnonzero(self.forget_at < day + 1)
         if not len(due):
             return
         when = np.maximum(self.forget_at[due], day)
