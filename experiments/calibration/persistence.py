@@ -30,6 +30,14 @@ PRE = 91  # days of pre-period before the cut, as a quarter's A/B test would use
 WINDOW = 91  # days of the window after it
 CUTS = (91, 181, 271, 361, 451)  # days of CDNOW's file for cdnow_over_time (from 1997-01-01)
 STORE = ["scenario.population.size=100000"]  # the default store for store_customers
+FIRST_YEAR = (
+    "cohort",
+    "second_in_year",
+    "third_given_second",
+    "fourth_given_third",
+    "top_10pct_x_mean",
+    "top_1pct_x_mean",
+)  # first_year's figures, as printed
 
 
 def reduction(y: np.ndarray, x: np.ndarray) -> float:
@@ -87,9 +95,8 @@ def cdnow_over_time(frame: pd.DataFrame, cuts: tuple[int, ...] = CUTS) -> pd.Dat
     shows whether persistence is a property of frequent buyers only.
     """
     start = frame["date"].min()
-    day = (frame["date"] - start).dt.days.to_numpy()
-    code, n = pd.factorize(frame["customer_id"])[0], frame["customer_id"].nunique()
-    amount = frame["amount"].to_numpy()
+    code, day, amount = _cdnow_arrays(frame)
+    n = int(code.max()) + 1
 
     def part(lo: int, hi: int):
         ok = (day >= lo) & (day < hi)
@@ -101,6 +108,12 @@ def cdnow_over_time(frame: pd.DataFrame, cuts: tuple[int, ...] = CUTS) -> pd.Dat
         rows.append({"source": f"CDNOW at {(start + pd.Timedelta(days=cut)).date()}",
                      "customers": n, **stats})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _cdnow_arrays(frame: pd.DataFrame):
+    """A CDNOW frame as customer codes, days since its first date, amounts."""
+    day = (frame["date"] - frame["date"].min()).dt.days.to_numpy()
+    return pd.factorize(frame["customer_id"])[0], day, frame["amount"].to_numpy()
 
 
 def first_year(user: np.ndarray, time: np.ndarray, revenue: np.ndarray, end: float) -> dict:
@@ -129,8 +142,11 @@ def first_year(user: np.ndarray, time: np.ndarray, revenue: np.ndarray, end: flo
             "top_1pct_x_mean": value[: max(len(value) // 100, 1)].mean() / mean}  # fmt: skip
 
 
-def store_customers(overrides: list[str], seed: int = 42) -> dict:
-    """The same statistics for a store's customers at day 0 (an order before it), 90 days each."""
+def store_customers(overrides: list[str], seed: int = 42) -> tuple[dict, dict]:
+    """A store's customers at day 0 (an order before it), 90 days before and after.
+
+    Returns :func:`statistics` with the customers' count, and their :func:`first_year`.
+    """
     from experiments.config import load_scenario
     from experiments.run import simulate
 
@@ -146,8 +162,7 @@ def store_customers(overrides: list[str], seed: int = 42) -> dict:
         return [x[known] for x in per_customer(user[ok], day, o["revenue"].to_numpy()[ok], n)]
 
     years = first_year(user, t, o["revenue"].to_numpy(), float(results.scenario.days))
-    return {"customers": int(known.sum()), **statistics(*part(-90, 0), *part(0, 90)),
-            **{f"first_year.{k}": v for k, v in years.items()}}  # fmt: skip
+    return {"customers": int(known.sum()), **statistics(*part(-90, 0), *part(0, 90))}, years
 
 
 def compare(fraction: float = 1.0, replicates: int = 4, seed: int = 3) -> pd.DataFrame:
@@ -198,35 +213,19 @@ def main(argv: list[str]) -> None:
     print("\nThe same cohort as it ages, and the default store's customers at day 0 "
           "(100,000 agents, seed 42; 90 days each side)")  # fmt: skip
     full = load_cdnow()
-    ages = cdnow_over_time(full)
-    found = store_customers(STORE)
-    store = {k: v for k, v in found.items() if not k.startswith("first_year.")}
-    print(pd.concat([ages, pd.DataFrame([{"source": "default store", **store}])],
+    store, store_year = store_customers(STORE)
+    print(pd.concat([cdnow_over_time(full), pd.DataFrame([{"source": "default store", **store}])],
                     ignore_index=True).to_string(**shown))  # fmt: skip
-    day = (full["date"] - full["date"].min()).dt.days.to_numpy().astype(float)
-    code = pd.factorize(full["customer_id"])[0]
+    code, day, amount = _cdnow_arrays(full)
     years = [{"source": "RJMetrics 2015 (176 stores; top shares over a lifetime)",
               "second_in_year": 0.32, "third_given_second": 0.5, "top_10pct_x_mean": 6.0,
               "top_1pct_x_mean": 18.0},
-             {"source": "CDNOW", **first_year(code, day, full["amount"].to_numpy(),
+             {"source": "CDNOW", **first_year(code, day.astype(float), amount,
                                               float(day.max() + 1))},
-             {"source": "default store", **{k.split(".", 1)[1]: v for k, v in found.items()
-                                            if k.startswith("first_year.")}}]  # fmt: skip
+             {"source": "default store", **store_year}]  # fmt: skip
     print("\nA customer's first year (cohorts whose first order is a year or more before the end)")
     years = pd.DataFrame(years).astype({"cohort": "Int64"})
-    print(
-        years[
-            [
-                "source",
-                "cohort",
-                "second_in_year",
-                "third_given_second",
-                "fourth_given_third",
-                "top_10pct_x_mean",
-                "top_1pct_x_mean",
-            ]
-        ].to_string(**shown)
-    )
+    print(years[["source", *FIRST_YEAR]].to_string(**shown))
 
 
 if __name__ == "__main__":

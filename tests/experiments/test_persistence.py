@@ -74,7 +74,7 @@ def test_store_customers_are_those_with_an_order_before_day_0():
     from experiments.run import simulate
 
     overrides = ["scenario.population.size=5000"]
-    stats = store_customers(overrides, seed=3)
+    stats, _ = store_customers(overrides, seed=3)
     orders = simulate(load_scenario(overrides), 3, events=False).orders
     before = np.unique(orders["user_id"].to_numpy()[orders["time"].to_numpy() < 0])
     assert stats["customers"] == len(before) > 100
