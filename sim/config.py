@@ -284,6 +284,9 @@ class HistoryConfig:
     """The store's past before warm-up: a drawn order history (see :mod:`sim.history`)."""
 
     days: int = MISSING  # length of the past drawn before warm-up (0: a brand-new store)
+    # days before day 0 the per-user pre_* columns count (DESIGN.md: at least 90; the warm-up and,
+    # beyond it, the drawn past)
+    pre_days: int = 90
 
 
 @dataclass
@@ -357,10 +360,11 @@ _POSITIVE = {
 _INTEGERS = {
     "size", "days", "warmup_days", "n_products", "n_categories", "complements", "horizon_days",
     "welcome_emails", "welcome_every_days", "month", "day", "nth", "peak_day", "pull_days",
-    "seed",
+    "seed", "pre_days",
 }  # fmt: skip
 
 
+PRE_DAYS_MIN = 90  # DESIGN.md: the per-user pre_* columns cover at least 90 days before day 0
 _ZERO_ALLOWED = {"history.days"}  # dotted suffixes exempt from a positive name ("days")
 _CHECKED_ELSEWHERE = {"offset", "email_days"}  # signed day counts (sim.calendar.check)
 
@@ -413,6 +417,9 @@ def validate(scenario: Scenario, prefix: str = "scenario") -> Scenario:
     total = sum(s.share for s in scenario.population.segments.values())
     if abs(total - 1) > 1e-6:
         raise ConfigError(f"{prefix}.population.segments", "shares that sum to 1", round(total, 6))
+    if scenario.history.pre_days < PRE_DAYS_MIN:
+        allowed = f"an integer >= {PRE_DAYS_MIN} (DESIGN.md: pre_* cover at least 90 days)"
+        raise ConfigError(f"{prefix}.history.pre_days", allowed, scenario.history.pre_days)
     if len(scenario.traffic.weekday) != 7:
         raise ConfigError(f"{prefix}.traffic.weekday", "a list of 7 weekday factors (Mon..Sun)")
     unknown = set(scenario.channels) - set(PAID_CHANNELS)

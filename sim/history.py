@@ -34,9 +34,10 @@ at a time:
   has no seasonality, holidays or promotions (the warm-up has them).
 
 What the reduced model leaves out (strategies, review dynamics, a session's other views) the
-full 90-day warm-up then works out from this state. A warm-up shorter than ``PRE_DAYS`` (90)
-leaves the pre_* columns' first days to the past: it counts the visits, orders and revenue of
-``[-PRE_DAYS, -warmup_days)`` into them (:func:`_history`'s ``pre_out``).
+full 90-day warm-up then works out from this state. A pre-period longer than the warm-up
+(``history.pre_days``, at least 90 days) leaves the pre_* columns' first days to the past: it
+counts the visits, orders and revenue of ``[-pre_days, -warmup_days)`` into them
+(:func:`_history`'s ``pre_out``).
 Every draw is keyed on (seed, agent, counter) like :mod:`sim.rng`'s, before any agent acts,
 so every world of a seed (arms, with and without a strategy) shares the same past. The
 per-agent event loop is a numba kernel: it branches per agent, which numpy cannot vectorise
@@ -56,7 +57,6 @@ from sim.rng import uniform_one
 
 _S_GRID = np.linspace(0.0, 6.0, 61)  # price-sensitivity grid of the taste x price tables
 _VIEW_DRAWS = 20_000  # Monte Carlo draws of the views-per-session distribution
-PRE_DAYS = 90  # DESIGN.md: the per-user pre_* columns cover at least 90 days before day 0
 
 
 def views_distribution(extra_pages: float, views_per_page: float, max_views: int) -> np.ndarray:
@@ -390,11 +390,11 @@ def _history(
     forgetting the store while a prospect (0 for those on a list: the e-mails keep it in mind);
     ``carts`` = (come_back, come_back_lift, cart_return, cart_days): the orders of the carts
     a visit leaves, booked at that visit (:func:`_carts_back`). ``pre_out`` counts each
-    agent's visits in ``[pre_lo, t0)`` (the pre-period before a warm-up shorter than
-    ``PRE_DAYS``): the visits the loop steps through, and for the stretches it jumps, the
-    visits that neither order nor lapse, a Poisson count of rate ``rate (1 - stop)`` (a thinned
-    Poisson process is independent of its events), drawn from the stream ``pkey`` so the past
-    itself is the same whatever the warm-up.
+    agent's visits in ``[pre_lo, t0)`` (the pre-period before the warm-up, when
+    ``history.pre_days`` is longer): the visits the loop steps through, and for the stretches it
+    jumps, the visits that neither order nor lapse, a Poisson count of rate ``rate (1 - stop)``
+    (a thinned Poisson process is independent of its events), drawn from the stream ``pkey`` so
+    the past itself is the same whatever the warm-up.
     """
     threshold, fee_on, fee_abandon, topup_rate, price_ref = shipping
     come_back, back_lift, cart_return, cart_days = carts
@@ -679,9 +679,10 @@ def draw_history(world) -> None:
     forget_h = np.where(email_optin | sms_optin, 0.0, forget_rate(sc))
     carts = (float(f.come_back), float(f.come_back_lift), float(f.cart_return),
              float(f.cart_days))  # fmt: skip
-    # The pre-period before a warm-up shorter than PRE_DAYS: the past counts its visits, orders
-    # and revenue into the pre_* columns (its own keyed stream: the past is the same either way)
-    pre_lo = -float(PRE_DAYS)
+    # The pre-period before the warm-up (``history.pre_days`` longer than it): the past counts its
+    # visits, orders and revenue into the pre_* columns (its own keyed stream: the past is the
+    # same either way)
+    pre_lo = -float(sc.history.pre_days)
     tail = (cat.price, shop.add_on, shipping, sat_base, return_rate, sat_params, forget_h, carts,
             world.keyed("history_pre"), pre_lo, world.keyed("leave"),
             float(sc.retention.leave_per_year) / 365.0)  # fmt: skip

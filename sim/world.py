@@ -469,7 +469,7 @@ class World:
         discount = np.bincount(b.visit, weights=(b.list_price - b.price) * b.quantity, minlength=m)
         sid = self.funnel.session_ids(v)
         window = v.time >= 0
-        pre = ~window
+        pre = ~window & (v.time >= -self.scenario.history.pre_days)  # the pre_* columns' days
         a = v.agent
         add_at(u["pre_sessions"], a[pre], 1)
         add_at(u["pre_orders"], a[pre & bought], 1)
