@@ -210,19 +210,21 @@ def main(argv: list[str]) -> None:
     print(table.to_string(**shown))
     from experiments.calibration.cdnow import load_cdnow
 
-    print("\nThe same cohort as it ages, and the default store's customers at day 0 "
-          "(100,000 agents, seed 42; 90 days each side)")  # fmt: skip
+    print("\nThe same cohort as it ages, and the default and loyal_core stores' customers at "
+          "day 0 (100,000 agents, seed 42; 90 days each side)")  # fmt: skip
     full = load_cdnow()
     store, store_year = store_customers(STORE)
-    print(pd.concat([cdnow_over_time(full), pd.DataFrame([{"source": "default store", **store}])],
-                    ignore_index=True).to_string(**shown))  # fmt: skip
+    core, core_year = store_customers([*STORE, "scenario=loyal_core"])
+    stores = pd.DataFrame([{"source": "default store", **store}, {"source": "loyal_core", **core}])
+    print(pd.concat([cdnow_over_time(full), stores], ignore_index=True).to_string(**shown))
     code, day, amount = _cdnow_arrays(full)
     years = [{"source": "RJMetrics 2015 (176 stores; top shares over a lifetime)",
               "second_in_year": 0.32, "third_given_second": 0.5, "top_10pct_x_mean": 6.0,
               "top_1pct_x_mean": 18.0},
              {"source": "CDNOW", **first_year(code, day.astype(float), amount,
                                               float(day.max() + 1))},
-             {"source": "default store", **store_year}]  # fmt: skip
+             {"source": "default store", **store_year},
+             {"source": "loyal_core", **core_year}]  # fmt: skip
     print("\nA customer's first year (cohorts whose first order is a year or more before the end)")
     years = pd.DataFrame(years).astype({"cohort": "Int64"})
     print(years[["source", *FIRST_YEAR]].to_string(**shown))
