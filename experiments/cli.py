@@ -138,6 +138,10 @@ def with_scenario_file(overrides: list[str]) -> list[str]:
     given = [o for o in overrides if o.split("=", 1)[0].lstrip("+") == "scenario_file"]
     if not given:
         return overrides
+    pairs = [o.split("=", 1) for o in overrides if "=" in o]
+    chosen = [value for key, value in pairs if key.lstrip("+~") == "scenario"]
+    if any(name != SCENARIO_FILE_OPTION for name in chosen):  # a preset would be silently dropped
+        raise ConfigError("scenario_file", "a scenario file or scenario=NAME, not both", chosen[-1])
     path = Path(given[-1].split("=", 1)[1])
     if "," in str(path) or not path.is_file() or path.suffix not in (".yaml", ".yml"):
         raise ConfigError("scenario_file", "an existing .yaml file (one, not a sweep)", str(path))

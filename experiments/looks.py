@@ -5,7 +5,8 @@ table as of day ``d`` (:func:`users_as_of`) is DESIGN.md's per-user table rebuil
 session and order tallies cut there: ``sessions, orders, items, revenue, margin, converted``
 count the window up to ``d``; ``exposed`` = a session by then; ``first_exposure_day``,
 ``first_order_day`` and ``last_order_day`` likewise (warm-up orders count for the order days,
-as in the full table); ``pre_*`` are the warm-up's and do not change. On the horizon's last day
+as in the full table); ``pre_*`` are the pre-period's (``history.pre_days`` before day 0)
+and do not change. On the horizon's last day
 it is the full table.
 
 Each look's statistics come from that table (:mod:`experiments.stats.sequential`): the
@@ -94,11 +95,14 @@ def mixture_plan(design: Design, metric: str, planned_mde=None, tau=None) -> dic
 
 
 def pre_period_baseline(users: pd.DataFrame, metric) -> float | None:
-    """A metric's value in the pre-period (the warm-up), where its ``pre_*`` columns exist.
+    """A metric's value in the pre-period, where its ``pre_*`` columns exist.
 
     A ratio reads ``sum(pre_numer) / sum(pre_denom)`` (conversion_rate: pre_orders /
     pre_sessions); a per-user value reads the mean of ``pre_<column>`` over the pre-period's
-    visitors. What an analyst would plan from last quarter's data; None where it cannot.
+    visitors. What an analyst would plan from the data before the test: by default the last
+    quarter (``history.pre_days`` = 90). A per-user total grows with a longer pre-period, and
+    the mSPRT's ``tau`` with it (at 20,000 agents, 365 days give revenue per visitor 16.7
+    against 7.2): a wider mixture, still valid, less sharp. None where it cannot.
     """
     cols = (metric.numer, metric.denom) if isinstance(metric, RatioOfMeans) else (metric.column,)
     pre = [f"pre_{c}" for c in cols]

@@ -373,7 +373,9 @@ def _check_value(key: str, name: str, value: object) -> None:
     if value is None or isinstance(value, bool | str) or name in _CHECKED_ELSEWHERE:
         return
     integer = name in _INTEGERS
-    if any(key.endswith("." + k) for k in _ZERO_ALLOWED):
+    if name == "pre_days":
+        check_number(value, key, ge=PRE_DAYS_MIN, integer=True)
+    elif any(key.endswith("." + k) for k in _ZERO_ALLOWED):
         check_number(value, key, ge=0, integer=integer)
     elif name in _PROBABILITIES:
         check_probability(value, key)
@@ -417,9 +419,6 @@ def validate(scenario: Scenario, prefix: str = "scenario") -> Scenario:
     total = sum(s.share for s in scenario.population.segments.values())
     if abs(total - 1) > 1e-6:
         raise ConfigError(f"{prefix}.population.segments", "shares that sum to 1", round(total, 6))
-    if scenario.history.pre_days < PRE_DAYS_MIN:
-        allowed = f"an integer >= {PRE_DAYS_MIN} (DESIGN.md: pre_* cover at least 90 days)"
-        raise ConfigError(f"{prefix}.history.pre_days", allowed, scenario.history.pre_days)
     if len(scenario.traffic.weekday) != 7:
         raise ConfigError(f"{prefix}.traffic.weekday", "a list of 7 weekday factors (Mon..Sun)")
     unknown = set(scenario.channels) - set(PAID_CHANNELS)

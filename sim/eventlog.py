@@ -1,7 +1,8 @@
 """Columnar recorders for the event log and the engine's own tallies.
 
 Mechanisms append whole cohorts as array chunks; nothing is per agent. Only the experiment
-window (time >= 0) is recorded: the warm-up shows up as the per-user pre-period counters.
+window (time >= 0) is recorded: the warm-up (and, for ``history.pre_days`` beyond it, the
+drawn past) shows up as the per-user pre-period counters.
 """
 
 from __future__ import annotations

@@ -105,6 +105,7 @@ BAD = [  # override, the key the message must name, words of what is allowed
     ("seed=-1", "seed", ">= 0"),
     ("scenario.start_date=2027-02-30", "scenario.start_date", "YYYY-MM-DD"),
     ("scenario.history.pre_days=30", "scenario.history.pre_days", "integer >= 90"),
+    ("scenario.history.pre_days=-1", "scenario.history.pre_days", "integer >= 90"),
     # experiments (issue 5)
     ("target=nope", "target", "one of aov_10, none, q1_conversion, q1_sales"),
     ("replicates=0", "replicates", "integer >= 1"),

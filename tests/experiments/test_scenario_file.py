@@ -36,6 +36,9 @@ def test_bad_scenario_files_are_named(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     assert_invalid(f"scenario_file={tmp_path / 'list.yaml'}", key="scenario_file",
                    allowed="a YAML mapping")  # fmt: skip
+    # a preset and a file at once: the file would silently win over the preset
+    assert_invalid(f"scenario_file={_file(tmp_path)}", "scenario=loyal_core", key="scenario_file",
+                   allowed="not both")  # fmt: skip
 
 
 def test_every_experiment_runs_on_a_scenario_file(tmp_path):
