@@ -51,6 +51,8 @@ class PopulationConfig:
     ad_click_activity: float = 0.0
     # Gamma shape of each agent's own multiplier (mean 1) on its segment's cart_propensity; 0: none
     cart_propensity_shape: float = 0.0
+    # Share of the agents who enter the market later (sim.population.entry_times); 0: none
+    newcomers: float = 0.0
 
 
 @dataclass
@@ -343,7 +345,7 @@ class Scenario:
 _PROBABILITIES = {
     "share", "mobile_share", "initially_aware", "email_optin", "sms_optin", "quiz_rate",
     "margin", "ctr", "brand_capture", "audience", "awareness_per_impression", "organic_share",
-    "open_rate",
+    "open_rate", "newcomers",
     "click_rate", "unsubscribe", "mobile_bounce", "p_cart", "p_checkout", "p_purchase",
     "second_item", "survey_rate", "review_rate", "lapse_per_visit", "bounce", "express_share",
     "fee_abandon", "topup_rate", "rate_by_category", "salvage_share", "signup_checkout",

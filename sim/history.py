@@ -339,6 +339,7 @@ def _jumped(pkey, i, c, rate, a, b, lo, hi):
 def _history(
     key,
     aware0,
+    enter,
     wake_h,
     wake_visit,
     wake_stay,
@@ -424,7 +425,7 @@ def _history(
         if aware0[i]:
             t = start
         else:
-            t = start - np.log(1.0 - uniform_one(key, i, j)) / max(wake_h[i], 1e-12)
+            t = max(start, enter[i]) - np.log(1.0 - uniform_one(key, i, j)) / max(wake_h[i], 1e-12)
             pending = uniform_one(key, i, j + 1) < wake_visit[i]
         j += 2
         if t >= t0:
@@ -664,7 +665,7 @@ def draw_history(world) -> None:
         came, 1e-300
     )  # the waking visit's chance not to bounce: a discovery's (organic) or an ad click's
     args = (
-        world.keyed("history"), pop.aware, wake_h, wake_visit, wake_stay,
+        world.keyed("history"), pop.aware, pop.enter_at, wake_h, wake_visit, wake_stay,
         pop.visit_rate * keep, click_h,
         shop.stay, shop.click_stay, shop.aff, shop.s, shop.base,
         np.clip(ret.lapse_per_visit * pop.churn.astype(float), 0, 1),

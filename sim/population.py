@@ -28,7 +28,9 @@ class Population:
     State: ``aware``, ``email_ok``/``sms_ok`` (subscribed), ``zero_party`` (answered the quiz),
     ``lapsed``, ``next_visit`` (time of the next own visit, inf = none), ``n_sessions``,
     ``n_orders``, ``last_order`` (time), ``gone_at`` (when a customer leaves the market for good:
-    ``retention.leave_per_year``; inf = never), ``satisfaction`` (of the last delivered order; NaN
+    ``retention.leave_per_year``; inf = never), ``enter_at`` (when the agent enters the market:
+    -inf for those in it from the start; ``population.newcomers`` of them enter later, see
+    :func:`entry_times`), ``satisfaction`` (of the last delivered order; NaN
     before one), ``revenue``, ``margin``, ``items`` and the per-user
     table's counters.
     """
@@ -56,6 +58,7 @@ class Population:
     last_order: np.ndarray
     satisfaction: np.ndarray
     gone_at: np.ndarray
+    enter_at: np.ndarray
 
     @property
     def size(self) -> int:
@@ -100,7 +103,8 @@ def build_population(scenario: Scenario, seed: int) -> Population:
         k = pop.cart_propensity_shape
         propensity = propensity * g.gamma(k, 1.0 / k, n)
     u = lambda k: rng.uniform(key, ids, k)  # noqa: E731
-    aware = u(1) < pop.initially_aware
+    enter_at = entry_times(scenario, key, ids)
+    aware = (u(1) < pop.initially_aware) & ~np.isfinite(enter_at)  # newcomers start unaware
     return Population(
         segment_names=names,
         segment=segment,
@@ -125,4 +129,31 @@ def build_population(scenario: Scenario, seed: int) -> Population:
         last_order=np.full(n, -np.inf),
         satisfaction=np.full(n, np.nan, dtype=np.float32),
         gone_at=np.full(n, np.inf),
+        enter_at=enter_at,
     )
+
+
+ENTRY_DAYS_AFTER = 730  # newcomers keep arriving for two years after day 0 (a window, a CLV year)
+
+
+def entry_times(scenario: Scenario, key, ids: np.ndarray) -> np.ndarray:
+    """When each agent enters the market: -inf for most, a later time for newcomers.
+
+    Customers leave the market for good (``retention.leave_per_year``); without anyone coming in
+    their place the people who would buy are used up and the store's orders fall quarter after
+    quarter. A share ``population.newcomers`` of the agents are people who enter later, at
+    times uniform from the start of the drawn past to ``ENTRY_DAYS_AFTER`` days after day 0
+    (a span that does not depend on ``scenario.days``, so a longer run keeps the same past).
+    Before it a newcomer is outside the market: unaware, no discovery, no ad reaches it.
+    Keyed draws (counters 5 and 6 of the population stream): an agent's time depends only on
+    the seed and its id.
+    """
+    share = scenario.population.newcomers
+    out = np.full(len(ids), -np.inf)
+    if share <= 0:
+        return out
+    start = -float(scenario.warmup_days + scenario.history.days)
+    span = ENTRY_DAYS_AFTER - start
+    new = rng.uniform(key, ids, 5) < share
+    out[new] = start + span * rng.uniform(key, ids[new], 6)
+    return out

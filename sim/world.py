@@ -172,6 +172,7 @@ class World:
         # Aware prospects forget the store at a constant hazard (memoryless: one draw from now)
         self.forget = forget_rate(scenario)
         self.leaving = scenario.retention.leave_per_year > 0  # customers leave the market
+        self.entering = scenario.population.newcomers > 0  # and newcomers enter it
         self.forget_at = np.full(n, np.inf)
         if self.forget > 0:
             ids = np.flatnonzero(self._prospect(np.arange(n)))
@@ -221,7 +222,8 @@ class World:
         gap = rng.exponential(self.keyed("first_visit"), ids, 0)
         rate = np.where(pop.aware, pop.visit_rate, self.scenario.traffic.discovery_rate)
         self.candidate_rate = rate * self.visit_ceiling
-        pop.next_visit = t0 + gap / self.candidate_rate
+        # a newcomer's discovery clock starts when it enters the market (memoryless: exact)
+        pop.next_visit = np.maximum(t0, pop.enter_at) + gap / self.candidate_rate
 
     # -- helpers for mechanisms and strategies ---------------------------------------------
     @property
@@ -451,8 +453,8 @@ class World:
             return
         agent, time, channel, rec = (np.concatenate(c) for c in zip(*self._queued, strict=True))
         self._queued = []
-        if self.leaving:  # nor clicks, returns for carts or anything else once gone
-            here = time < self.pop.gone_at[agent]
+        if self.leaving or self.entering:  # nor clicks, returns for carts... once gone or before
+            here = (time < self.pop.gone_at[agent]) & (time >= self.pop.enter_at[agent])
             agent, time, channel, rec = agent[here], time[here], channel[here], rec[here]
         order = np.argsort(time, kind="stable")
         self.funnel.run(agent[order], time[order], channel[order], rec[order])
@@ -839,6 +841,8 @@ class World:
             # one drawn twice for a click visits twice (two clicks).
             # an agent drawn twice gets the same keyed forget time: no need to deduplicate
             seen = audience[g.integers(0, size, n_aware)]
+            if self.entering:  # an ad seen before entering the market is not seen by this store
+                seen = seen[self.pop.enter_at[seen] <= day + 0.5]
             self._aware(seen, day + 0.5, day + _DAY_KEY + (code << 24))
             if search is None:
                 clicked = audience[g.integers(0, size, n_click)]

@@ -22,6 +22,7 @@ def core():
 
 def test_it_keeps_every_published_band_of_the_default_store(core):
     """The same BENCHMARKS bands as the default store (seeds 7, 42, 3 all inside every band)."""
+    assert core.scenario.population.newcomers > 0  # the preset keeps its market (README)
     kpis = kpi_table(facts_of(core), []).iloc[0]
     out = {k: kpis[k] for k, (lo, hi) in BANDS.items() if not lo <= kpis[k] <= hi}
     ctr = kpi_table(facts_of(core), ["channel"])["ctr"]
@@ -32,19 +33,19 @@ def test_it_keeps_every_published_band_of_the_default_store(core):
 def test_loyalty_builds_as_in_real_stores(core):
     """A customer's first year against RJMetrics 2015 (176 stores) and CDNOW (a real log).
 
-    The first repeat lies between RJMetrics' 32% and CDNOW's 45.8% (40.1% here; SE 0.5 points
-    at 10,448 customers); a third purchase given a second reaches RJMetrics' "above 50%" within
-    Monte Carlo error (50.3%; SE 0.8 points at ~4,200 customers with a second: 3 SE is 2.4
+    The first repeat lies between RJMetrics' 32% and CDNOW's 45.8% (40.9% here; SE 0.6 points
+    at 7,502 customers); a third purchase given a second reaches RJMetrics' "above 50%" within
+    Monte Carlo error (51.1%; SE 0.9 points at ~3,070 customers with a second: 3 SE is 2.7
     points) and a fourth given a third is likelier still (CDNOW: 45.8, 60.2, 65.6%). The best
-    customers stand further above the mean than the default store's (top 1%: 10.3 against 6.4
-    times the mean; CDNOW 14.8).
+    customers stand further above the mean than the default store's (top 1%: 10.6 against 6.4
+    times the mean; CDNOW 14.8). Seeds 42 and 3: 41.4 and 40.6%, 50.2 and 50.7%.
     """
     o = core.orders
     got = first_year(o["user_id"].to_numpy(), o["time"].to_numpy(), o["revenue"].to_numpy(),
                      float(core.scenario.days))  # fmt: skip
-    assert got["cohort"] > 10_000
+    assert got["cohort"] > 7_000
     assert 0.32 <= got["second_in_year"] <= 0.458, got
-    assert got["third_given_second"] >= 0.50 - 0.024, got
+    assert got["third_given_second"] >= 0.50 - 0.027, got
     assert got["fourth_given_third"] > got["third_given_second"] > got["second_in_year"], got
     assert got["top_1pct_x_mean"] > 8.0, got  # the default store: 6.4 at this seed
 
@@ -63,12 +64,12 @@ def _cuped(results, days: int) -> float:
 def test_a_shoppers_past_predicts_its_revenue():
     """CUPED on revenue per visitor: the default store ~1%, the heavy-buyer core 10-28%.
 
-    Measured at seeds 7, 42 and 3: 15.4, 14.0 and 9.9% with the 90-day pre-period (mean 13.1,
-    SD 2.9 points: 5% is 2.8 SD below the mean), 22.3, 28.4 and 18.0% with the year before
-    day 0; the default store 0.8, 1.1 and 0.8% (it has no covariate that could remove more
-    than 4%: README). The year removes more than the quarter at every seed (paired: same
-    visitors). The covariate is summed from the orders table, which equals the ``pre_*``
-    columns of ``history.pre_days`` (tests/sim/test_history.py).
+    Measured at seeds 7, 42 and 3: 16.7, 11.3 and 10.8% with the 90-day pre-period (mean 12.9,
+    SD 3.3 points: 5% is 2.4 SD below the mean and 1.8 below the lowest), 24.4, 24.2 and 16.6%
+    with the year before day 0; the default store 0.8, 1.1 and 0.8% (it has no covariate that
+    could remove more than 4%: README). The year removes more than the quarter at every seed
+    (paired: same visitors). The covariate is summed from the orders table, which equals the
+    ``pre_*`` columns of ``history.pre_days`` (tests/sim/test_history.py).
     """
     core = run_world(SIZE, "scenario=loyal_core", events=False)
     default = run_world(SIZE, events=False)

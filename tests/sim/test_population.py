@@ -52,3 +52,33 @@ def test_a_spread_of_readiness_to_buy_makes_revenue_persist():
                                   "scenario.population.cart_propensity_shape=1",
                                   events=False).users)  # fmt: skip
     assert high > low, (low, high)
+
+
+def test_newcomers_enter_later_uniformly_and_nobody_else_moves():
+    """``population.newcomers``: that share of agents enters the market at a uniform time.
+
+    The span runs from the start of the drawn past to ENTRY_DAYS_AFTER days after day 0. The
+    share is binomial (SE sqrt(0.2 x 0.8 / 200,000) = 0.09 points: 4 SE is 0.36 points); the
+    times' mean and their spread's quartiles are those of a uniform within 4 SE (SE of the mean
+    span / sqrt(12 n) ~ 0.3 days; of a quartile's share 0.2 points). Newcomers start unaware;
+    every trait of the others is as without newcomers.
+    """
+    from sim.population import ENTRY_DAYS_AFTER
+
+    plain = build_population(scenario(f"scenario.population.size={N}"), 5)
+    sc = scenario(f"scenario.population.size={N}", "scenario.population.newcomers=0.2")
+    pop = build_population(sc, 5)
+    assert np.isneginf(plain.enter_at).all()
+    new = np.isfinite(pop.enter_at)
+    assert abs(new.mean() - 0.2) < 4 * np.sqrt(0.2 * 0.8 / N)
+    start = -float(sc.warmup_days + sc.history.days)
+    t = pop.enter_at[new]
+    span = ENTRY_DAYS_AFTER - start
+    assert t.min() >= start and t.max() <= ENTRY_DAYS_AFTER
+    assert abs(t.mean() - (start + span / 2)) < 4 * span / np.sqrt(12 * new.sum())
+    share_first_quarter = np.mean(t < start + span / 4)
+    assert abs(share_first_quarter - 0.25) < 4 * np.sqrt(0.25 * 0.75 / new.sum())
+    assert not pop.aware[new].any()
+    assert np.array_equal(pop.aware[~new], plain.aware[~new])
+    for trait in ("segment", "visit_rate", "price_sensitivity", "cart_propensity", "churn"):
+        assert np.array_equal(getattr(plain, trait), getattr(pop, trait)), trait
