@@ -144,7 +144,8 @@ def entry_times(scenario: Scenario, key, ids: np.ndarray) -> np.ndarray:
     quarter. A share ``population.newcomers`` of the agents are people who enter later, at
     times uniform from the start of the drawn past to ``ENTRY_DAYS_AFTER`` days after day 0
     (a span that does not depend on ``scenario.days``, so a longer run keeps the same past).
-    Before it a newcomer is outside the market: unaware, no discovery, no ad reaches it.
+    Before it a newcomer is outside the market: unaware, no discovery; an ad impression on it
+    is paid for (it is in the audience) but neither makes it aware nor brings a click.
     Keyed draws (counters 5 and 6 of the population stream): an agent's time depends only on
     the seed and its id.
     """
