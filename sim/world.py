@@ -861,7 +861,11 @@ class World:
                 # Who saw them, for attribution only: its own keyed generator, no state change
                 v = rng.generator(self.seed, f"views_{name}", day + _DAY_KEY)
                 seen = audience[v.integers(0, size, v.poisson(impressions))]
-                self.t_views.add(user_id=seen, time=day + v.random(len(seen)), channel=code)
+                when = day + v.random(len(seen))
+                if self.entering:  # a view before entering the market is not this store's
+                    inside = self.pop.enter_at[seen] <= when
+                    seen, when = seen[inside], when[inside]
+                self.t_views.add(user_id=seen, time=when, channel=code)
             time = day + g.random(len(clicked))
             self.queue_visits(clicked, time, np.full(len(clicked), code, dtype=np.int8))
             if cfg.response > 0:  # carry-over: visits of their own in the days after
@@ -869,7 +873,11 @@ class World:
                 later = audience[c.integers(0, size, c.binomial(
                     int(round(reach)), -np.expm1(-cfg.response * freq)))]  # fmt: skip
                 wait = c.exponential(cfg.carryover_half_life / np.log(2), len(later))
-                self.schedule_visits(later, day + c.random(len(later)) + wait, "direct")
+                when = day + c.random(len(later)) + wait
+                if self.entering:  # the ad was seen before its viewer entered the market
+                    inside = self.pop.enter_at[later] <= day + 0.5
+                    later, when = later[inside], when[inside]
+                self.schedule_visits(later, when, "direct")
 
         return step
 

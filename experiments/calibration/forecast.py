@@ -112,9 +112,15 @@ def fit_log(base: Scenario, log: OrderLog, seed: int, tick: Callable[[str], None
     amount = float(log.amount.mean())
     # Dropout is the repeat model's lapse, fitted to the log; the engine's customers leaving the
     # market (retention.leave_per_year), which that likelihood leaves out, is off; so is a
-    # per-agent spread of cart propensity: the fitted Gamma over visit rates is the spread there
+    # per-agent spread of cart propensity: the fitted Gamma over visit rates is the spread there;
+    # and newcomers: the log's customers are the market, all in it from its first day
     sc = with_values(
-        base, {"retention.leave_per_year": 0.0, "population.cart_propensity_shape": 0.0}
+        base,
+        {
+            "retention.leave_per_year": 0.0,
+            "population.cart_propensity_shape": 0.0,
+            "population.newcomers": 0.0,
+        },
     )
     spend = []
     for _ in range(SPEND_STEPS):

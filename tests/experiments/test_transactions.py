@@ -97,10 +97,14 @@ def test_cdnow_sample_forecast_is_near_the_actual_orders():
     pytest.importorskip("lifetimes")
     fit_rows, actual = cdnow.split(cdnow.load_cdnow(), fraction=0.1, seed=1)
     log = from_frame(fit_rows)
-    # a base with a per-agent spread of cart propensity: the fit turns it off (its fitted Gamma
-    # over visit rates is the customers' spread), so the forecast is the same as from the default
-    found = F.fit_log(load_scenario(["scenario.population.cart_propensity_shape=1"]), log, seed=3)
+    # a base with a per-agent spread of cart propensity and newcomers: the fit turns both off (its
+    # fitted Gamma over visit rates is the customers' spread; the log's customers are all in the
+    # market), so the forecast is the same as from the default
+    base = load_scenario(["scenario.population.cart_propensity_shape=1",
+                          "scenario.population.newcomers=0.4"])  # fmt: skip
+    found = F.fit_log(base, log, seed=3)
     assert found.scenario.population.cart_propensity_shape == 0
+    assert found.scenario.population.newcomers == 0
     spend = found.fit.set_index("statistic").loc["amount_per_purchase_day"]
     assert abs(spend["rel_error"]) < 0.05, spend  # three secant steps on price_median
     sim = F.simulate_forecast(found, log, 273, seed=3, replicates=4).sum(axis=1)
