@@ -367,6 +367,7 @@ _INTEGERS = {
 
 
 PRE_DAYS_MIN = 90  # DESIGN.md: the per-user pre_* columns cover at least 90 days before day 0
+_AT_LEAST = {"pre_days": PRE_DAYS_MIN}  # names with a lower bound of their own
 _ZERO_ALLOWED = {"history.days"}  # dotted suffixes exempt from a positive name ("days")
 _CHECKED_ELSEWHERE = {"offset", "email_days"}  # signed day counts (sim.calendar.check)
 
@@ -375,8 +376,8 @@ def _check_value(key: str, name: str, value: object) -> None:
     if value is None or isinstance(value, bool | str) or name in _CHECKED_ELSEWHERE:
         return
     integer = name in _INTEGERS
-    if name == "pre_days":
-        check_number(value, key, ge=PRE_DAYS_MIN, integer=True)
+    if name in _AT_LEAST:
+        check_number(value, key, ge=_AT_LEAST[name], integer=integer)
     elif any(key.endswith("." + k) for k in _ZERO_ALLOWED):
         check_number(value, key, ge=0, integer=integer)
     elif name in _PROBABILITIES:

@@ -235,6 +235,10 @@ class World:
         """Calendar date of a day number."""
         return self.scenario.start + dt.timedelta(days=int(day))
 
+    def _entered(self, agent: np.ndarray, time) -> np.ndarray:
+        """Which agents are in the market by ``time`` (``population.newcomers`` enter later)."""
+        return self.pop.enter_at[agent] <= time
+
     def _prospect(self, agent: np.ndarray) -> np.ndarray:
         """Aware, no order yet, on no list: who can forget the store."""
         pop = self.pop
@@ -454,7 +458,11 @@ class World:
         agent, time, channel, rec = (np.concatenate(c) for c in zip(*self._queued, strict=True))
         self._queued = []
         if self.leaving or self.entering:  # nor clicks, returns for carts... once gone or before
-            here = (time < self.pop.gone_at[agent]) & (time >= self.pop.enter_at[agent])
+            here = np.ones(len(agent), dtype=bool)
+            if self.leaving:
+                here &= time < self.pop.gone_at[agent]
+            if self.entering:
+                here &= self._entered(agent, time)
             agent, time, channel, rec = agent[here], time[here], channel[here], rec[here]
         order = np.argsort(time, kind="stable")
         self.funnel.run(agent[order], time[order], channel[order], rec[order])
@@ -842,7 +850,7 @@ class World:
             # an agent drawn twice gets the same keyed forget time: no need to deduplicate
             seen = audience[g.integers(0, size, n_aware)]
             if self.entering:  # an ad seen before entering the market is not seen by this store
-                seen = seen[self.pop.enter_at[seen] <= day + 0.5]
+                seen = seen[self._entered(seen, day + 0.5)]
             self._aware(seen, day + 0.5, day + _DAY_KEY + (code << 24))
             if search is None:
                 clicked = audience[g.integers(0, size, n_click)]
@@ -863,7 +871,7 @@ class World:
                 seen = audience[v.integers(0, size, v.poisson(impressions))]
                 when = day + v.random(len(seen))
                 if self.entering:  # a view before entering the market is not this store's
-                    inside = self.pop.enter_at[seen] <= when
+                    inside = self._entered(seen, when)
                     seen, when = seen[inside], when[inside]
                 self.t_views.add(user_id=seen, time=when, channel=code)
             time = day + g.random(len(clicked))
@@ -875,7 +883,7 @@ class World:
                 wait = c.exponential(cfg.carryover_half_life / np.log(2), len(later))
                 when = day + c.random(len(later)) + wait
                 if self.entering:  # the ad was seen before its viewer entered the market
-                    inside = self.pop.enter_at[later] <= day + 0.5
+                    inside = self._entered(later, day + 0.5)
                     later, when = later[inside], when[inside]
                 self.schedule_visits(later, when, "direct")
 
