@@ -147,6 +147,9 @@ class FunnelConfig:
     p_checkout: float = MISSING
     p_purchase: float = MISSING
     second_item: float = MISSING
+    # Most units of one product a view adds: a view's expected units are min(p_cart, max_units)
+    # (sim.funnel.Funnel._cart); 1 is a cart chance clipped at 1
+    max_units: int = 1
     # Reference prices: a shopper who saw a promotion's prices remembers them; afterwards the
     # list price feels (1 - discount) ** -(reference_weight exp(-days since / reference_days))
     # dearer, priced in with the shopper's sensitivity (the post-promotion dip)
@@ -358,11 +361,12 @@ _POSITIVE = {
     "boost_days", "saturation_frequency", "horizon_days", "promise_days", "express_days",
     "welcome_every_days", "satiation_days",
     "reference_days", "cart_days", "cart_boost_days", "come_back_days", "carryover_half_life",
+    "max_units",
 }  # fmt: skip
 _INTEGERS = {
     "size", "days", "warmup_days", "n_products", "n_categories", "complements", "horizon_days",
     "welcome_emails", "welcome_every_days", "month", "day", "nth", "peak_day", "pull_days",
-    "seed", "pre_days",
+    "seed", "pre_days", "max_units",
 }  # fmt: skip
 
 

@@ -175,16 +175,28 @@ class Funnel:
         return factor
 
     def _cart(self, v: Visits) -> Basket:
+        """The cart: each viewed product's units, ``p_cart`` of them expected up to a ceiling.
+
+        A view's expected units are ``e = min(p_cart, funnel.max_units)``: ``floor(e)`` and one
+        more with chance ``e - floor(e)`` (below 1, the chance the product goes to the cart),
+        plus one with ``second_item``. With ``max_units`` 1 this is a chance clipped at 1, and
+        the readiest shoppers stop answering prices, reviews and offers; above it what they buy
+        still scales with each factor, in quantity, as heavy buyers' quantities do
+        (Krishnamurthi & Raj 1991; Kim & Rossi 1994: heavy buyers are the more price-sensitive).
+        """
         cfg = self.w.scenario.funnel
         slots = np.arange(MAX_VIEWS)
-        p_cart = np.clip(v.p_cart, 0.0, 1.0)
-        added = (self.draw(v, _S_CART + slots) < p_cart) & (v.views >= 0)
+        expected = np.clip(v.p_cart, 0.0, cfg.max_units)
+        whole = np.floor(expected)
+        units = whole + (self.draw(v, _S_CART + slots) < expected - whole)
+        units[v.views < 0] = 0
         back = v.recovered | self._resumed
         if back.any():  # a recovered or saved cart comes back with its first viewed item in it
-            added[back, 0] = v.views[back, 0] >= 0
-        visit, col = np.nonzero(added)
+            first = units[back, 0]
+            units[back, 0] = np.where(v.views[back, 0] >= 0, np.maximum(first, 1), 0)
+        visit, col = np.nonzero(units)
         product = v.views[visit, col]
-        qty = 1 + (self.draw(v, _S_QTY + slots)[visit, col] < cfg.second_item)
+        qty = units[visit, col] + (self.draw(v, _S_QTY + slots)[visit, col] < cfg.second_item)
         price = self.w.catalog.price[product]
         paid = price.copy()
         if self.sale:  # a store-wide promotion's discount

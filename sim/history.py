@@ -24,9 +24,10 @@ at a time:
 - so the number of visits to the next order or lapse is geometric, and its time inverts the
   cumulative visit hazard: one draw per event, not per visit;
 - an order's basket is one product picked with the add-to-cart weights (taste x price), in
-  quantity 2 with ``second_item``, topped up to the free-shipping threshold as the funnel does,
-  and kept with the checkout's chance (value term, shipping fee), booked with the revenue and
-  margin the funnel would book;
+  the funnel's units (one, or up to ``max_units`` where its chance is above 1) and one more with
+  ``second_item``, sometimes a second product (one unit), topped up to the free-shipping
+  threshold as the funnel does (baskets of one or two units), and kept with the checkout's
+  chance (value term, shipping fee), booked with the revenue and margin the funnel would book;
 - each order's satisfaction (product quality and price, delivery against the promise, a return)
   sets the customer's lapse chance and visit hazard until the next, as after a delivery;
 - satiation (``retention.satiation``) scales the purchase chance of the visits while the
@@ -257,8 +258,14 @@ def _carts_back(p, cart, lifted, come_back, cart_return, taken_up):
 
 
 @njit(cache=True)
-def _cart_line(key, i, j, aff, cat_start, cat_size, cat_products, base, sens, price_log):
-    """Views until one goes to the cart, as the funnel's views do; (product, next counter)."""
+def _cart_line(key, i, j, aff, cat_start, cat_size, cat_products, base, sens, price_log,
+               max_units):  # fmt: skip
+    """Views until one goes to the cart, as the funnel's views do; (product, units, counter).
+
+    A view whose chance is above 1 is always carted, in the funnel's units
+    (:meth:`sim.funnel.Funnel._cart`): ``e = min(chance, max_units)`` expected, ``floor(e)``
+    and one more with chance ``e - floor(e)``.
+    """
     n_cat = aff.shape[0]
     while True:
         u = uniform_one(key, i, j)
@@ -270,8 +277,13 @@ def _cart_line(key, i, j, aff, cat_start, cat_size, cat_products, base, sens, pr
         prod = cat_products[cat_start[c] + int(uniform_one(key, i, j + 1) * cat_size[c])]
         chance = base * np.sqrt(aff[c] * n_cat) * np.exp(-sens * price_log[prod])
         j += 3
-        if uniform_one(key, i, j - 1) < chance:
-            return prod, j
+        u = uniform_one(key, i, j - 1)
+        if u < chance:
+            e = min(chance, max_units)
+            if e <= 1.0:
+                return prod, 1, j
+            whole = np.floor(e)  # u / chance is uniform and independent of the carting
+            return prod, int(whole) + (1 if u / chance < e - whole else 0), j
 
 
 @njit(cache=True)
@@ -366,7 +378,7 @@ def _history(
     cat_start,
     cat_size,
     cat_products,
-    second_item,
+    basket,
     cap,
     price,
     add_on,
@@ -385,6 +397,7 @@ def _history(
 ):
     """Every agent's past, one agent at a time; returns its state at t0 and its orders.
 
+    ``basket`` = (second_item, max_units);
     ``shipping`` = (threshold, fee charged?, fee_abandon, topup_rate, price_reference);
     ``sat`` = (promise, early_per_day, late_per_day, delivery_days, sd, return drop, reference,
     visit weight, lapse weight, satiation, satiation days); ``forget_h``: each agent's hazard of
@@ -398,6 +411,7 @@ def _history(
     the past itself is the same whatever the warm-up.
     """
     threshold, fee_on, fee_abandon, topup_rate, price_ref = shipping
+    second_item, max_units = basket
     come_back, back_lift, cart_return, cart_days = carts
     back_checkout = min(1.0, p_checkout * (1.0 + back_lift))
     promise, early_w, late_w, delivery, sat_sd, drop, sat_ref, k_visit, k_lapse, fed, fed_d = sat
@@ -554,17 +568,20 @@ def _history(
                 k_lift = lift if last > -np.inf else 1.0
                 second = second_cust if last > -np.inf else second_new
                 while True:
-                    prod, j = _cart_line(key, i, j, aff[i], cat_start, cat_size, cat_products,
-                                         base[i] * k_lift, sens[i], price_log)  # fmt: skip
-                    qty = 2 if uniform_one(key, i, j) < second_item else 1
+                    prod, units, j = _cart_line(key, i, j, aff[i], cat_start, cat_size,
+                                                cat_products, base[i] * k_lift, sens[i],
+                                                price_log, max_units)  # fmt: skip
+                    qty = units + (1 if uniform_one(key, i, j) < second_item else 0)
                     value = price[prod] * qty
                     prod2 = -1
-                    if uniform_one(key, i, j + 1) < second:  # a second line, as some carts have
-                        prod2, j = _cart_line(key, i, j + 2, aff[i], cat_start, cat_size,
-                                              cat_products, base[i] * k_lift, sens[i],
-                                              price_log)  # fmt: skip
+                    if uniform_one(key, i, j + 1) < second:  # a second line, as some carts
+                        prod2, _, j = _cart_line(key, i, j + 2, aff[i], cat_start, cat_size,
+                                                 cat_products, base[i] * k_lift, sens[i],
+                                                 price_log, max_units)  # fmt: skip
+                        # (have; one unit)
                         value += price[prod2]
-                    extra = add_on[prod, qty - 1] if prod2 < 0 else -1
+                    # (the add-on tables know baskets of 1 or 2 units; a bigger one has none)
+                    extra = add_on[prod, qty - 1] if prod2 < 0 and qty <= 2 else -1
                     if extra >= 0 and uniform_one(key, i, j + 2) >= topup_rate:
                         extra = -1
                     value += price[extra] if extra >= 0 else 0.0
@@ -673,7 +690,7 @@ def draw_history(world) -> None:
         float(f.p_checkout), float(f.p_purchase), t0 - days, t0,
         float(ret.post_purchase_boost), float(ret.boost_days), float(ret.lapsed_rate),
         np.log(world.catalog.price / f.price_reference), starts, sizes, order,
-        float(f.second_item),
+        (float(f.second_item), float(f.max_units)),
     )  # fmt: skip
     return_rate = np.asarray(sc.returns.rate_by_category, dtype=float)[cat.category]
     # prospects forget the store, those who will be on a list do not (as in the engine)

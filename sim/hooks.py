@@ -36,11 +36,12 @@ class Visits:
     (the agent's session counter, for keyed draws), ``recovered`` (the visit restores an
     abandoned cart). May change in on_session_start: ``p_bounce``, ``extra_pages`` (mean extra
     pages of a non-bounced session). In on_view: ``views`` ([m, K] product ids, -1 = none) and
-    ``p_cart`` ([m, K]). In on_checkout: ``p_checkout``, ``p_purchase`` (already lowered where a
-    shipping fee is charged); read ``shipping`` there (the fee charged at checkout: the basket
-    is below ``shipping.free_threshold``; 0 otherwise). In on_return: ``rate_mult`` (multiplier
-    on the agent's own visit hazard from now on) and ``p_lapse`` (already scaled by the agent's
-    last satisfaction).
+    ``p_cart`` ([m, K]: a view's cart chance, and above 1 its expected units). In on_checkout:
+    ``p_checkout``, ``p_purchase`` (already lowered where a shipping fee is charged); read
+    ``shipping`` there (the fee charged at checkout: the basket is below
+    ``shipping.free_threshold``; 0 otherwise). In on_return: ``rate_mult`` (multiplier on the
+    agent's own visit hazard from now on) and ``p_lapse`` (already scaled by the agent's last
+    satisfaction).
     """
 
     agent: np.ndarray

@@ -59,7 +59,7 @@ class SocialProofConfig(StrategyConfig):
     """
 
     name: str = "social_proof"
-    lift_at_5_reviews: float = 4.3
+    lift_at_5_reviews: float = 9.5
     price_exponent: float = 0.3
     saturation_reviews: float = 2.5
     well_reviewed_lift: float = 0.30

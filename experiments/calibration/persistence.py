@@ -9,8 +9,9 @@ cut against those of the ``WINDOW`` days after) and in the world calibrated to t
 from the cut), with the same pre-period: the world's answer graded against the real one.
 
 Then two references for the world: the same CDNOW cohort at later cuts, as it buys less often
-(:func:`cdnow_over_time`), and the default store's own customers at day 0
-(:func:`store_customers`), with how concentrated their buying is (:func:`statistics`).
+(:func:`cdnow_over_time`), and the default store's own customers at day 0 and those of
+``scenario=alike``, whose shoppers are alike (:func:`store_customers`), with how concentrated
+their buying is (:func:`statistics`).
 
 ``python -m experiments.calibration.persistence [FRACTION] [REPLICATES]`` prints the tables
 (FRACTION of CDNOW's customers, seeded; the lifetimes wheel of the dev extra has the log).
@@ -210,12 +211,12 @@ def main(argv: list[str]) -> None:
     print(table.to_string(**shown))
     from experiments.calibration.cdnow import load_cdnow
 
-    print("\nThe same cohort as it ages, and the default and loyal_core stores' customers at "
+    print("\nThe same cohort as it ages, and the default and alike stores' customers at "
           "day 0 (100,000 agents, seed 42; 90 days each side)")  # fmt: skip
     full = load_cdnow()
     store, store_year = store_customers(STORE)
-    core, core_year = store_customers([*STORE, "scenario=loyal_core"])
-    stores = pd.DataFrame([{"source": "default store", **store}, {"source": "loyal_core", **core}])
+    alike, alike_year = store_customers([*STORE, "scenario=alike"])
+    stores = pd.DataFrame([{"source": "default store", **store}, {"source": "alike", **alike}])
     print(pd.concat([cdnow_over_time(full), stores], ignore_index=True).to_string(**shown))
     code, day, amount = _cdnow_arrays(full)
     years = [{"source": "RJMetrics 2015 (176 stores; top shares over a lifetime)",
@@ -224,7 +225,7 @@ def main(argv: list[str]) -> None:
              {"source": "CDNOW", **first_year(code, day.astype(float), amount,
                                               float(day.max() + 1))},
              {"source": "default store", **store_year},
-             {"source": "loyal_core", **core_year}]  # fmt: skip
+             {"source": "alike", **alike_year}]  # fmt: skip
     print("\nA customer's first year (cohorts whose first order is a year or more before the end)")
     years = pd.DataFrame(years).astype({"cohort": "Int64"})
     print(years[["source", *FIRST_YEAR]].to_string(**shown))

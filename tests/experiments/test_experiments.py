@@ -136,8 +136,12 @@ def test_true_effect_lies_in_the_ab_interval_at_about_the_nominal_rate(tmp_path)
     # population's own effect (the same agents all vs none treated) may cover more than 95%.
     for metric in ("items_per_order", "aov", "revenue_per_visitor", "visitor_conversion_rate"):
         assert cover[metric] >= 0.95 - 3.5 * np.sqrt(0.95 * 0.05 / R), cover
-    lifted = reps[reps["metric"] == "items_per_order"]
-    assert (lifted["true_abs_lift"] > 0).all()  # the truth is a real effect, not zero
+    # The truth is a real effect, not zero. It is each replicate's own 3,000 agents' (all vs
+    # none treated), and heavy buyers make it vary: measured mean +0.30 items, SD 0.10 over
+    # the 120 (2 of them at or below 0). Its mean lies > 10 SE above 0, and nearly all are.
+    truth = reps.loc[reps["metric"] == "items_per_order", "true_abs_lift"]
+    assert truth.mean() > 10 * truth.std() / np.sqrt(len(truth)), truth.describe()
+    assert (truth > 0).mean() >= 0.95, truth.describe()
 
 
 SHOWN = {"name": "social_proof", "arms": ["control", "treatment"], "review_request_lift": 1.0,

@@ -95,7 +95,7 @@ BAD = [  # override, the key the message must name, words of what is allowed
     ("scenario.days=ninety", "scenario.days", "of type int"),
     ("scenario.days=???", "scenario.days", "given"),
     ("~scenario.days", "scenario.days", "required"),
-    ("scenario=nope", "scenario", "one of default"),
+    ("scenario=nope", "scenario", "one of alike, default"),
     (
         "experiment=nope",
         "experiment",

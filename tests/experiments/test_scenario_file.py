@@ -37,7 +37,7 @@ def test_bad_scenario_files_are_named(tmp_path):
     assert_invalid(f"scenario_file={tmp_path / 'list.yaml'}", key="scenario_file",
                    allowed="a YAML mapping")  # fmt: skip
     # a preset and a file at once: the file would silently win over the preset
-    assert_invalid(f"scenario_file={_file(tmp_path)}", "scenario=loyal_core", key="scenario_file",
+    assert_invalid(f"scenario_file={_file(tmp_path)}", "scenario=alike", key="scenario_file",
                    allowed="not both")  # fmt: skip
 
 

@@ -11,11 +11,13 @@ def test_prospects_forget_at_the_half_life_and_only_prospects():
     """A brand-new store with no ads and no discovery: nothing makes anyone aware again, so an
     aware prospect at the start is still aware 180 days later (90 warm-up + 90) with chance
     2 ** (-180 / 60) = 0.125, if it stays a prospect (no order, on no list)."""
+    # everyone in the market from the start (newcomers start unaware)
     sc = scenario("scenario.population.size=60000", "scenario.history.days=0",
                   "scenario.traffic.discovery_rate=0", "scenario.traffic.forget_half_life=60",
                   "scenario.channels.paid_search.budget_per_1000=0",
                   "scenario.channels.paid_social.budget_per_1000=0",
-                  "scenario.channels.display.budget_per_1000=0")  # fmt: skip
+                  "scenario.channels.display.budget_per_1000=0",
+                  "scenario.population.newcomers=0")  # fmt: skip
     world = World(sc, 3, events=False)
     pop = world.pop
     start = world._prospect(np.arange(pop.size))
@@ -48,10 +50,12 @@ def test_ad_carryover_visits_come_later_at_the_channels_half_life():
     (+0.5 for the hour of the day's impression). Captured as scheduled, 40,000 agents, 30 window
     days: 11,138 visits, mean delay 7.23 days (measured), so the mean's SE is ~7.2 / sqrt(11,000)
     = 0.07 days: 0.4 is > 5 SE; the count against its expectation from the day's reach and
-    frequency within 5% (binomial SE ~1%)."""
+    frequency within 5% (binomial SE ~1%). Everyone is in the market (no newcomers): a reached
+    newcomer not yet in it makes no visit, and the expectation counts the whole audience."""
     sc = scenario("scenario.population.size=40000", "scenario.days=30",
                   "scenario.channels.paid_social.response=0.05",
-                  "scenario.channels.paid_social.carryover_half_life=5")  # fmt: skip
+                  "scenario.channels.paid_social.carryover_half_life=5",
+                  "scenario.population.newcomers=0")  # fmt: skip
     world = World(sc, 4, events=False)
     seen = []
     later = world.schedule_visits

@@ -89,12 +89,13 @@ def test_black_friday_week_is_above_the_weeks_around_it():
 
 def test_a_promotion_moves_planned_visits_forward_and_the_weeks_after_lose_them():
     """The winter sale (days 31-37) with pull_forward 0.3 against 0, 50,000 agents, seed 7, on
-    common random numbers. Measured: +398 sessions during, -300 in the 28 days after, -11 in the
-    rest, +87 in all (the moved visits' orders bring a few return visits); +504, -419, -13, +72
-    before customers left the market (fewer aware shoppers have visits to move). Nothing can
-    differ before the sale's first day. The counts are sums over ~400 moved visits (Poisson SD
-    ~20): the bounds are 5 SD inside the measured values; "moved, not added": the whole window's
-    change under 30% of the sale's (~3 SD of the residual's spread)."""
+    common random numbers. Measured: +234 sessions during, -172 in the 28 days after, -1 in the
+    rest, +61 in all (the moved visits' orders bring a few return visits); +398, -300, -11, +87
+    where shoppers were alike (``scenario=alike``: more of the market is in it, with visits to
+    move) and +504, -419, -13, +72 before customers left the market. Nothing can differ before
+    the sale's first day. The counts are sums over ~230 moved visits (Poisson SD ~15): the
+    bounds are 5 SD inside the measured values; "moved, not added": the whole window's change
+    under 30% of the sale's (~3 SD of the residual's spread)."""
     res = {}
     for share in ("0", "0.3"):
         sc = scenario("scenario.population.size=50000", "promotion=[winter_sale]",
@@ -105,5 +106,5 @@ def test_a_promotion_moves_planned_visits_forward_and_the_weeks_after_lose_them(
     d = res["0.3"] - res["0"]
     assert (d[:31] == 0).all()
     during, after = d[31:38].sum(), d[38:66].sum()
-    assert during > 298 and after < -200, (during, after)
+    assert during > 155 and after < -105, (during, after)
     assert abs(d.sum()) < 0.3 * during, d.sum()

@@ -5,6 +5,7 @@ the 90-day warm-up) at a fixed seed. At this size the Monte Carlo error of each 
 inside its band (conversion: about +-0.07 points), so landing in the band is not luck.
 """
 
+import numpy as np
 import pytest
 from sim_helpers import run_world
 
@@ -50,20 +51,49 @@ def test_default_ctr_by_channel_in_published_band(default_run, channel):
     assert low <= value <= high, f"ctr[{channel}]={value:.4g} outside [{low}, {high}]"
 
 
-def test_a_customers_first_year_repeat_is_in_the_published_range(default_run):
-    """RJMetrics 2015 (BENCHMARKS' repeat row): 32% buy again within a year; 21%-36% by vertical.
+def test_loyalty_builds_as_in_real_stores(default_run):
+    """A customer's first year against RJMetrics 2015 (176 stores) and CDNOW (a real log).
 
-    Cohorts of the drawn past whose first order is a year or more before the end (17,112
-    customers at 100,000 agents, seed 7: 31.4%, SE 0.35 points). Past a second purchase a third
-    is likelier than a second was (published: above 50%; this store: 36.0% here, below it, see
-    README): the spread of customers shows; the gap is about 6 SE (SE of the third's share
-    0.65 points, ~5,400 customers with a second).
+    Cohorts of the drawn past whose first order is a year or more before the end (SEEDS_NOTE).
+    The first repeat lies between RJMetrics' 32% and CDNOW's 45.8% (SE ~0.6 points); a third
+    purchase given a second reaches RJMetrics' "above 50%" within Monte Carlo error (SE ~0.9
+    points: 3 SE is 2.7) and a fourth given a third is likelier still (CDNOW: 45.8, 60.2,
+    65.6%). The best customers stand far above the mean (top 1%: CDNOW 14.8 times; a store
+    whose shoppers are alike, ``scenario=alike``, 6.4).
     """
     from experiments.calibration.persistence import first_year
 
     o = default_run.orders
     got = first_year(o["user_id"].to_numpy(), o["time"].to_numpy(), o["revenue"].to_numpy(),
                      float(default_run.scenario.days))  # fmt: skip
-    assert got["cohort"] > 10_000
-    assert 0.21 <= got["second_in_year"] <= 0.36, got
-    assert got["third_given_second"] > got["second_in_year"], got
+    assert got["cohort"] > 7_000
+    assert 0.32 <= got["second_in_year"] <= 0.458, got
+    assert got["third_given_second"] >= 0.50 - 0.027, got
+    assert got["fourth_given_third"] > got["third_given_second"] > got["second_in_year"], got
+    assert got["top_1pct_x_mean"] > 8.0, got
+
+
+def _cuped(results, days: int) -> float:
+    """Share of the window visitors' revenue variance a ``days`` pre-period's revenue removes."""
+    from experiments.calibration.persistence import reduction
+
+    u, o = results.users, results.orders
+    t = o["time"].to_numpy()
+    pre = (t < 0) & (t >= -days)
+    covariate = np.bincount(o["user_id"].to_numpy()[pre], weights=o["revenue"].to_numpy()[pre],
+                            minlength=len(u))  # fmt: skip
+    seen = u["exposed"].to_numpy()
+    return reduction(u["revenue"].to_numpy(float)[seen], covariate[seen])
+
+
+def test_a_shoppers_past_predicts_its_revenue(default_run):
+    """CUPED on revenue per visitor: ~1% where shoppers are alike, 10-30% in the default store.
+
+    CUPED_NOTE. The year removes more than the quarter at every seed (paired: same visitors).
+    The covariate is summed from the orders table, which equals the ``pre_*`` columns of
+    ``history.pre_days`` (tests/sim/test_history.py).
+    """
+    alike = run_world("scenario.population.size=100000", "scenario=alike", events=False)
+    quarter, year = _cuped(default_run, 90), _cuped(default_run, 365)
+    assert quarter > 0.05 and year > quarter, (quarter, year)
+    assert _cuped(alike, 90) < 0.03

@@ -27,9 +27,11 @@ def test_a_saved_cart_is_taken_up_with_cart_return_1():
 
 
 def test_abandoners_come_back_sooner():
-    """cart_boost 10 (no planned returns, come_back 0): measured at 100,000 agents, 25% of
-    abandoners are back within 3 days (9% with 0, the default); here ~1,200 window abandoned
-    carts: the share's SD is ~1.3 points, so both bounds are > 5 SD from the measured shares."""
+    """cart_boost 10 (no planned returns, come_back 0): measured at 100,000 agents, 40% of
+    abandoners are back within 3 days (19% with 0, the default: heavy visitors come back soon
+    anyway; 25% and 9% where shoppers were alike). Here (20,000 agents) 37.8% of 851 and 15.4%
+    of 709 abandoned window carts: SDs 1.7 and 1.4 points, 2.2 for the gap of 22 points; the
+    bounds are 5 SD from the measured share and gap."""
     shares = []
     for boost in ("0", "10"):
         r = run_world("scenario.population.size=20000", f"scenario.retention.cart_boost={boost}",
@@ -38,7 +40,7 @@ def test_abandoners_come_back_sooner():
         gap = s.groupby("user_id")["time"].shift(-1) - s["time"]
         left = s["carted"] & ~s["purchased"] & (s["time"] >= 0)
         shares.append(float((gap[left] <= 3).mean()))
-    assert shares[0] < 0.15 and shares[1] > 0.18, shares
+    assert shares[0] < 0.22 and shares[1] - shares[0] > 0.11, shares
 
 
 def test_who_means_to_come_back_comes_back_for_the_cart():

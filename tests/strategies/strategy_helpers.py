@@ -21,11 +21,16 @@ from strategies import build_strategies
 SEED = 20270101
 
 
-def make_scenario(size: int = 20_000, **overrides) -> Scenario:
-    """The default scenario with ``population.size`` and dotted overrides."""
+def make_scenario(size: int = 20_000, preset: str = "default", **overrides) -> Scenario:
+    """The default scenario (or a preset of ``conf/scenario/`` over it) with
+    ``population.size`` and dotted overrides."""
     cfg = OmegaConf.merge(
         OmegaConf.structured(Scenario), OmegaConf.load("conf/scenario/default.yaml")
     )
+    if preset != "default":  # a preset's own values (its defaults list is [default, _self_])
+        own = OmegaConf.load(f"conf/scenario/{preset}.yaml")
+        own.pop("defaults")
+        cfg = OmegaConf.merge(cfg, own)
     cfg.population.size = size
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
