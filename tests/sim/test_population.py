@@ -46,7 +46,7 @@ def test_a_spread_of_readiness_to_buy_makes_revenue_persist():
     """Shoppers who buy readily keep doing so: the pre-period then predicts the window better.
 
     The default store (spread of shape 0.3) against the same store without the spread, 100,000
-    agents, seed 7: LOWHIGH.
+    agents, seed 7: 3.0% against 16.5% (seed 42: 2.5% against 12.8%).
     """
     low = _cuped_share(run_world("scenario.population.size=100000",
                                  "scenario.population.cart_propensity_shape=0",
