@@ -186,14 +186,13 @@ class Funnel:
         """
         cfg = self.w.scenario.funnel
         slots = np.arange(MAX_VIEWS)
-        expected = np.clip(v.p_cart, 0.0, cfg.max_units)
+        expected = np.clip(np.nan_to_num(v.p_cart), 0.0, cfg.max_units)
         whole = np.floor(expected)
         units = whole + (self.draw(v, _S_CART + slots) < expected - whole)
         units[v.views < 0] = 0
         back = v.recovered | self._resumed
-        if back.any():  # a recovered or saved cart comes back with its first viewed item in it
-            first = units[back, 0]
-            units[back, 0] = np.where(v.views[back, 0] >= 0, np.maximum(first, 1), 0)
+        if back.any():  # a recovered or saved cart comes back with its first item in it, one
+            units[back, 0] = v.views[back, 0] >= 0  # unit (the slot's chance is another view's)
         visit, col = np.nonzero(units)
         product = v.views[visit, col]
         qty = units[visit, col] + (self.draw(v, _S_QTY + slots)[visit, col] < cfg.second_item)

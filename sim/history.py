@@ -282,8 +282,8 @@ def _cart_line(key, i, j, aff, cat_start, cat_size, cat_products, base, sens, pr
             e = min(chance, max_units)
             if e <= 1.0:
                 return prod, 1, j
-            whole = np.floor(e)  # u / chance is uniform and independent of the carting
-            return prod, int(whole) + (1 if u / chance < e - whole else 0), j
+            whole = np.floor(e)  # chance above 1: every u carts, so u is a plain uniform
+            return prod, int(whole) + (1 if u < e - whole else 0), j
 
 
 @njit(cache=True)

@@ -17,7 +17,7 @@ M = 100_000
 CHANCES = (0.4, 1.0, 2.5, 7.0)
 
 
-def _quantities(max_units: int) -> np.ndarray:
+def _basket(max_units: int):
     sc = scenario("scenario.population.size=1000", f"scenario.funnel.max_units={max_units}")
     world = World(sc, 3, events=False)
     funnel = world.funnel
@@ -31,9 +31,12 @@ def _quantities(max_units: int) -> np.ndarray:
     v.views[:, : len(CHANCES)] = np.arange(len(CHANCES))
     v.p_cart = np.zeros((M, 6))
     v.p_cart[:, : len(CHANCES)] = CHANCES
-    basket = funnel._cart(v)
-    col = basket.product  # the products were chosen so that a view's product is its column
-    return np.bincount(col, weights=basket.quantity, minlength=len(CHANCES)) / M
+    return funnel._cart(v)  # the products were chosen so that a view's product is its column
+
+
+def _quantities(max_units: int) -> np.ndarray:
+    basket = _basket(max_units)
+    return np.bincount(basket.product, weights=basket.quantity, minlength=len(CHANCES)) / M
 
 
 @pytest.mark.parametrize("max_units", [1, 3])
@@ -44,5 +47,28 @@ def test_expected_units_follow_the_chance_up_to_the_ceiling(max_units):
 
 
 def test_below_one_the_ceiling_changes_nothing():
-    """Where every chance is under 1, max_units 1 and 3 draw the same cart, draw for draw."""
-    assert _quantities(1)[0] == _quantities(3)[0]
+    """Where a chance is under 1, max_units 1 and 3 draw the same lines, draw for draw."""
+    one, three = _basket(1), _basket(3)
+    a, b = one.product == 0, three.product == 0
+    np.testing.assert_array_equal(one.visit[a], three.visit[b])
+    np.testing.assert_array_equal(one.quantity[a], three.quantity[b])
+
+
+def test_the_past_draws_the_funnels_units():
+    """``sim.history._cart_line``: a carted line's units as the funnel's, for chances above 1.
+
+    One product (no price or taste term: the view's chance is ``base``), 20,000 agents' first
+    lines each: mean units ``min(chance, max_units)`` (SD under 0.5, so 4 SE is 0.015).
+    """
+    from sim import rng
+    from sim.history import _cart_line
+
+    key = rng.stream_key(5, "history")
+    one = np.zeros(1, np.int64)
+    for chance, expected in ((0.6, 1.0), (1.2, 1.2), (2.5, 2.5), (4.0, 3.0)):
+        units = [
+            _cart_line(key, i, 0, np.ones(1), one, np.ones(1, np.int64), one, chance, 0.0,
+                       np.zeros(1), 3.0)[1]
+            for i in range(20_000)
+        ]  # fmt: skip
+        assert np.mean(units) == pytest.approx(expected, abs=0.015), chance
