@@ -58,9 +58,9 @@ def test_loyalty_builds_as_in_real_stores(default_run):
     customers at this seed). The first repeat lies between RJMetrics' 32% and CDNOW's 45.8%
     (41.8%, SE ~0.6 points); a third purchase given a second reaches RJMetrics' "above 50%"
     within Monte Carlo error (51.6%, SE ~0.9 points: 3 SE is 2.7) and a fourth given a third is
-    likelier still (56.2%; CDNOW: 45.8, 60.2, 65.6%). The best customers stand far above the
+    likelier still (56.4%; CDNOW: 45.8, 60.2, 65.6%). The best customers stand far above the
     mean (top 1%: 10.1 times; CDNOW 14.8; a store whose shoppers are alike, ``scenario=alike``,
-    6.4). Seeds 42 and 3: 41.8 and 41.4%, 52.4 and 50.4%, top 1% 10.4 and 10.2.
+    6.4). Seeds 42 and 3: 41.8 and 41.4%, 52.5 and 50.5%, top 1% 10.3 and 10.2.
     """
     from experiments.calibration.persistence import first_year
 
@@ -90,8 +90,8 @@ def _cuped(results, days: int) -> float:
 def test_a_shoppers_past_predicts_its_revenue(default_run):
     """CUPED on revenue per visitor: ~1% where shoppers are alike, 10-30% in the default store.
 
-    Measured at seeds 7, 42 and 3: 16.5, 12.8 and 11.9% with the 90-day pre-period (5% is 3.6
-    SD of the three below their mean), 22.9, 27.6 and 16.7% with the year before day 0; where
+    Measured at seeds 7, 42 and 3: 16.3, 12.5 and 12.0% with the 90-day pre-period (5% is 3.7
+    SD of the three below their mean), 23.0, 27.0 and 16.5% with the year before day 0; where
     shoppers are alike 0.8, 1.1 and 0.8% (no covariate there could remove more than 4%:
     README). The year removes more than the quarter at every seed (paired: same visitors).
     The covariate is summed from the orders table, which equals the ``pre_*`` columns of
