@@ -1,6 +1,6 @@
 """Segments behave as named (issue 10, item 7), on per-segment KPIs of the default store.
 
-One run of 300,000 agents and its twin with every price 20% lower (same seed: the same agents
+One run of 300,000 agents and its twin with every price 30% lower (same seed: the same agents
 and keyed random numbers). Z = 3 standard errors separate each ordering (one-sided: a chance
 failure at a new seed about once in 700).
 """
@@ -23,7 +23,7 @@ def store():
 
 @pytest.fixture(scope="module")
 def cheaper():
-    return run_world(f"scenario.population.size={N}", "scenario.catalog.price_scale=0.8",
+    return run_world(f"scenario.population.size={N}", "scenario.catalog.price_scale=0.7",
                      events=False, seed=5)  # fmt: skip
 
 
@@ -55,11 +55,13 @@ def test_high_value_customers_buy_the_biggest_baskets(store):
 
 
 def test_bargain_hunters_respond_most_to_a_discount(store, cheaper):
-    """Relative rise in orders when every price is 20% lower, paired by agent.
+    """Relative rise in orders when every price is 30% lower, paired by agent.
 
-    Seed 5: bargain hunters +40%, loyalists +24%, browsers +25%, high-value +7%, each SE ~2
-    points; the gaps are 5-6 SE. (At 10% lower the gaps were 2.6-4 SE since customers leave
-    the market and ad clicks follow activity: too close to Z for a fixed-seed test.)
+    Seed 5: bargain hunters +49%, loyalists +25%, browsers +28%, high-value +14%, each SE
+    2.5-4 points; the gaps are 5.4-7.2 SE. At 20% lower (+28%, +14%, +19%, +10%) the gap to
+    browsers is 2.8 SE since shoppers differ as real ones do (heavy buyers make order counts
+    noisy), and at 10% it was 2.6-4 SE once customers left the market: too close to Z for a
+    fixed-seed test.
     """
     seg = store.users["segment"].to_numpy()
     before, after = store.users["orders"].to_numpy(), cheaper.users["orders"].to_numpy()
