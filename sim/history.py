@@ -574,11 +574,10 @@ def _history(
                     qty = units + (1 if uniform_one(key, i, j) < second_item else 0)
                     value = price[prod] * qty
                     prod2 = -1
-                    if uniform_one(key, i, j + 1) < second:  # a second line, as some carts
+                    if uniform_one(key, i, j + 1) < second:  # a second line, of one unit
                         prod2, _, j = _cart_line(key, i, j + 2, aff[i], cat_start, cat_size,
                                                  cat_products, base[i] * k_lift, sens[i],
                                                  price_log, max_units)  # fmt: skip
-                        # (have; one unit)
                         value += price[prod2]
                     # (the add-on tables know baskets of 1 or 2 units; a bigger one has none)
                     extra = add_on[prod, qty - 1] if prod2 < 0 and qty <= 2 else -1

@@ -13,6 +13,7 @@ import json
 import numpy as np
 from omegaconf import OmegaConf
 
+from experiments.config import load_scenario
 from sim.aggregate import facts_of, kpi_table
 from sim.config import Scenario, validate
 from sim.world import World
@@ -24,13 +25,7 @@ SEED = 20270101
 def make_scenario(size: int = 20_000, preset: str = "default", **overrides) -> Scenario:
     """The default scenario (or a preset of ``conf/scenario/`` over it) with
     ``population.size`` and dotted overrides."""
-    cfg = OmegaConf.merge(
-        OmegaConf.structured(Scenario), OmegaConf.load("conf/scenario/default.yaml")
-    )
-    if preset != "default":  # a preset's own values (its defaults list is [default, _self_])
-        own = OmegaConf.load(f"conf/scenario/{preset}.yaml")
-        own.pop("defaults")
-        cfg = OmegaConf.merge(cfg, own)
+    cfg = OmegaConf.structured(load_scenario([f"scenario={preset}"]))
     cfg.population.size = size
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
