@@ -112,23 +112,42 @@ class Outcome:
     daily: pd.DataFrame
 
 
-def compute(cfg: DictConfig) -> Outcome:
-    """Simulate and compute every KPI (the engine's work, without writing anything)."""
+def _simulate_cfg(cfg: DictConfig) -> Results:
     scenario = config_mod.scenario_of(cfg)
     strategy = OmegaConf.to_container(cfg.strategy, resolve=True)
-    results = simulate(scenario, cfg.seed, cfg.output.events, cfg.progress, strategy)
+    return simulate(scenario, cfg.seed, cfg.output.events, cfg.progress, strategy)
+
+
+def _kpis(results: Results) -> Outcome:
     facts = facts_of(results)
-    return Outcome(results, outputs.kpi_summary(facts), outputs.daily_table(facts, scenario.start))
+    summary = outputs.kpi_summary(facts)
+    return Outcome(results, summary, outputs.daily_table(facts, results.scenario.start))
 
 
-def write_tables(out_dir: Path, results: Results, summary: dict, daily: pd.DataFrame) -> None:
-    """A world's tables and figures: kpis.json, daily.csv, users/events.parquet, two PNGs."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    outputs.write_json(out_dir / "kpis.json", summary)
-    outputs.write_csv(out_dir / "daily.csv", daily)
+def compute(cfg: DictConfig) -> Outcome:
+    """Simulate and compute every KPI (the engine's work, without writing anything)."""
+    return _kpis(_simulate_cfg(cfg))
+
+
+def _parquet_tables(results: Results) -> list[tuple[str, object]]:
     tables = [("users.parquet", results.users)]
     if results.events is not None:
         tables.append(("events.parquet", results.events))
+    return tables
+
+
+def write_tables(
+    out_dir: Path, results: Results, summary: dict, daily: pd.DataFrame, parquet: bool = True
+) -> None:
+    """A world's tables and figures: kpis.json, daily.csv, users/events.parquet, two PNGs.
+
+    ``parquet=False``: the Parquet files are left to the caller (:func:`run` writes them while
+    the KPIs are computed).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs.write_json(out_dir / "kpis.json", summary)
+    outputs.write_csv(out_dir / "daily.csv", daily)
+    tables = _parquet_tables(results) if parquet else []
     # Parquet is written in a thread (Arrow releases the GIL) while the figures are drawn here:
     # at 1M agents with the event log, ~1 s of each overlaps. Its errors surface at result().
     with ThreadPoolExecutor(1) as pool:
@@ -153,8 +172,18 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     started = dt.datetime.now(dt.UTC).isoformat()
     name = cfg.experiment.name
     if name == "baseline":
-        outcome = compute(cfg)
-        write(cfg, outcome, out_dir, started)
+        results = _simulate_cfg(cfg)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # The Parquet files are written in a thread (Arrow releases the GIL) while the KPIs are
+        # computed here; the same files as written after them. Errors surface at result().
+        with ThreadPoolExecutor(1) as pool:
+            written = [pool.submit(outputs.write_parquet, out_dir / n, t)
+                       for n, t in _parquet_tables(results)]  # fmt: skip
+            outcome = _kpis(results)
+            write_tables(out_dir, results, outcome.summary, outcome.daily, parquet=False)
+            for future in written:
+                future.result()
+        _run_json(cfg, out_dir, started)
         return outcome.summary
     runner = {"whatif": _whatif, "ab_test": _ab_test, "power_sim": _power_sim, "clv": _clv,
               "prices": _prices, "incrementality": _incrementality,
