@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 
@@ -89,8 +91,13 @@ def build_results(world):
     """
     from sim.world import Results
 
-    users = users_table(world)
     arm_names, seg_names = world.arm_names, world.pop.segment_names
+    events = None
+    if world.log.enabled:  # assembled in a thread from here: Results.events waits when read
+        pool = ThreadPoolExecutor(1)
+        events = pool.submit(world.log.table, world.pop.arm.copy(), arm_names, SOURCES)
+        pool.shutdown(wait=False)
+    users = users_table(world)
     sessions = world.t_sessions.frame()
     _label(sessions, "channel", SOURCES)
     orders = _with_shipments(world.t_orders.frame(), world.t_shipments.frame())
@@ -119,15 +126,12 @@ def build_results(world):
                           "day": ledger.day})  # fmt: skip
     costs = costs[costs["day"] >= 0].reset_index(drop=True)
     costs["arm"] = pd.Categorical.from_codes(costs["arm"].to_numpy(dtype=np.int8), arm_names)
-    events = None
-    if world.log.enabled:
-        events = world.log.table(world.pop.arm, arm_names, SOURCES)
     return Results(
         scenario=world.scenario,
         seed=world.seed,
         arm_names=list(arm_names),
         users=users,
-        events=events,
+        event_log=events,
         sessions=sessions,
         orders=orders,
         messages=messages,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,8 @@ class Results:
     seed: int
     arm_names: list[str]
     users: pd.DataFrame
-    events: pa.Table | None
+    # the event log, or a Future of it while it is assembled in a thread: read ``events``
+    event_log: pa.Table | Future | None
     sessions: pd.DataFrame
     orders: pd.DataFrame
     messages: pd.DataFrame
@@ -76,6 +78,22 @@ class Results:
     extra: dict
     returns: pd.DataFrame | None = None
     views: pd.DataFrame | None = None  # per-person ad impressions (World(touches=True) only)
+
+    @property
+    def events(self) -> pa.Table | None:
+        """The event log (``pyarrow.Table``), None when it is off.
+
+        :func:`sim.tables.build_results` assembles it in a thread while the caller goes on
+        (the KPIs need not wait for it); the first read waits for it and raises its errors.
+        """
+        if isinstance(self.event_log, Future):
+            self.event_log = self.event_log.result()
+        return self.event_log
+
+    def __getstate__(self) -> dict:
+        """Pickled with the event log itself (a Future cannot cross processes)."""
+        self.events  # noqa: B018 (waits for the log)
+        return self.__dict__
 
 
 class World:
