@@ -40,7 +40,7 @@ from sim.eventlog import EventLog, Table
 from sim.funnel import Funnel, carts_of, occurrence
 from sim.history import draw_history, forget_rate, leave_times
 from sim.hooks import Basket, Carts, Hooks, Ledger, Messages
-from sim.kernels import CumulativeSearch, add_at
+from sim.kernels import CumulativeSearch, add_at, flat_below
 from sim.population import NEVER, build_population
 from sim.tables import MESSAGE_CODE
 
@@ -184,6 +184,7 @@ class World:
         # Each agent's candidate own-visit hazard, set at its last visit (reschedule) and kept
         # through thinned candidates, so thinning at any ceiling gives the same visit process
         self.candidate_rate = np.ones(n)
+        self._scan = np.empty(n, dtype=np.int64)  # the daily scans' buffer (flat_below)
         self._queued: list[tuple] = []
         self._schedule_first_visits()
         draw_history(self)  # a past of orders; reschedules its customers' first visits
@@ -283,7 +284,7 @@ class World:
 
         Their next own visit is a discovery again (organic search, at ``discovery_rate``).
         """
-        due = np.flatnonzero(self.forget_at < day + 1)
+        due = flat_below(self.forget_at, day + 1, self._scan)
         if not len(due):
             return
         when = np.maximum(self.forget_at[due], day)
@@ -784,7 +785,7 @@ class World:
         pop = self.pop
         if self.calendar.pulls:
             self._pull_forward(day)
-        due = np.flatnonzero(pop.next_visit < day + 1)
+        due = flat_below(pop.next_visit, day + 1, self._scan)
         time = np.maximum(pop.next_visit[due], day)
         if self.leaving:  # a customer who has left the market makes no more visits of its own
             here = time < pop.gone_at[due]
