@@ -62,13 +62,15 @@ def background(strategy: Mapping) -> dict:
 
 def plain(scenario: Scenario, seed: int, events: bool = False, progress=None) -> Results:
     """The store without any strategy."""
-    return World(scenario, seed, events=events).run(progress)
+    return World(scenario, seed, events=events).run(progress, release=True)
 
 
 def treated(scenario: Scenario, seed: int, strategy: Mapping, events=False, progress=None):
     """The store with the strategies on everyone (one arm, ``all``)."""
     hooks = build_strategies(specs(strategy, ["all"]), ["all"])
-    return World(scenario, seed, hooks, arm_names=("all",), events=events).run(progress)
+    return World(scenario, seed, hooks, arm_names=("all",), events=events).run(
+        progress, release=True
+    )
 
 
 def store(scenario: Scenario, seed: int, strategy: Mapping | None, events=False) -> Results:
@@ -83,7 +85,8 @@ def ab_world(scenario, seed: int, strategy: Mapping, split: float, salt: str, ev
     """One world split into control and treatment; strategies on their arms (default: treatment)."""
     arm = assign_arms(scenario.population.size, split, salt, seed)
     hooks = build_strategies(specs(strategy), AB_ARMS)
-    return World(scenario, seed, hooks, arm=arm, arm_names=AB_ARMS, events=events).run(progress)
+    world = World(scenario, seed, hooks, arm=arm, arm_names=AB_ARMS, events=events)
+    return world.run(progress, release=True)
 
 
 def kpis(results: Results) -> pd.Series:

@@ -97,6 +97,8 @@ def build_results(world):
         pool = ThreadPoolExecutor(1)
         events = pool.submit(world.log.table, world.pop.arm.copy(), arm_names, SOURCES)
         pool.shutdown(wait=False)
+    if getattr(world, "_release", False):  # World.run(release=True): the state goes first
+        world.release()
     users = users_table(world)
     sessions = world.t_sessions.frame()
     _label(sessions, "channel", SOURCES)
