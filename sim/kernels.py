@@ -38,25 +38,6 @@ def add_at(target: np.ndarray, index: np.ndarray, values=1) -> None:
 
 
 @njit(cache=True)
-def _below(x, t, out):
-    j = 0
-    for i in range(x.shape[0]):
-        if x[i] < t:
-            out[j] = i
-            j += 1
-    return j
-
-
-def flat_below(x: np.ndarray, t: float, buffer: np.ndarray) -> np.ndarray:
-    """``np.flatnonzero(x < t)`` in one pass, through ``buffer`` (int64, at least ``len(x)``).
-
-    The daily scans of a million visit and forget times: no boolean temporary, and the
-    buffer's memory is the same every day.
-    """
-    return buffer[: _below(x, float(t), buffer)].copy()
-
-
-@njit(cache=True)
 def _guided(cum, thresholds, guide, step, keys):
     out = np.empty(keys.shape[0], dtype=np.int64)
     last, n = guide.shape[0] - 1, cum.shape[0]

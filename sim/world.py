@@ -40,7 +40,7 @@ from sim.eventlog import EventLog, Table
 from sim.funnel import Funnel, carts_of, occurrence
 from sim.history import draw_history, forget_rate, leave_times
 from sim.hooks import Basket, Carts, Hooks, Ledger, Messages
-from sim.kernels import CumulativeSearch, add_at, flat_below
+from sim.kernels import CumulativeSearch, add_at
 from sim.population import NEVER, build_population
 from sim.tables import MESSAGE_CODE
 
@@ -184,7 +184,6 @@ class World:
         # Each agent's candidate own-visit hazard, set at its last visit (reschedule) and kept
         # through thinned candidates, so thinning at any ceiling gives the same visit process
         self.candidate_rate = np.ones(n)
-        self._scan = np.empty(n, dtype=np.int64)  # the daily scans' buffer (flat_below)
         self._queued: list[tuple] = []
         self._schedule_first_visits()
         draw_history(self)  # a past of orders; reschedules its customers' first visits
@@ -284,7 +283,7 @@ class World:
 
         Their next own visit is a discovery again (organic search, at ``discovery_rate``).
         """
-        due = flat_below(self.forget_at, day + 1, self._scan)
+        due = np.flatnonzero(self.forget_at < day + 1)
         if not len(due):
             return
         when = np.maximum(self.forget_at[due], day)
@@ -785,7 +784,7 @@ class World:
         pop = self.pop
         if self.calendar.pulls:
             self._pull_forward(day)
-        due = flat_below(pop.next_visit, day + 1, self._scan)
+        due = np.flatnonzero(pop.next_visit < day + 1)
         time = np.maximum(pop.next_visit[due], day)
         if self.leaving:  # a customer who has left the market makes no more visits of its own
             here = time < pop.gone_at[due]
@@ -1064,20 +1063,8 @@ class World:
         )
 
     # -- running --------------------------------------------------------------------------
-    _STATE = (
-        "rate_mult",
-        "sat_visits",
-        "sat_lapse",
-        "email_left",
-        "saved_at",
-        "saved_product",
-        "coming_back",
-        "return_at",
-        "resume_at",
-        "candidate_rate",
-        "forget_at",
-        "_scan",
-    )
+    _STATE = ("rate_mult", "sat_visits", "sat_lapse", "email_left", "saved_at", "saved_product",
+              "coming_back", "return_at", "resume_at", "candidate_rate", "forget_at")  # fmt: skip
     _POP_STATE = ("affinity", "responsiveness", "price_sensitivity", "visit_rate",
                   "cart_propensity", "churn", "email_engagement", "next_visit", "last_order",
                   "satisfaction", "gone_at", "enter_at", "lapsed", "email_ok", "sms_ok", "aware",

@@ -109,14 +109,3 @@ def test_a_visits_slots_drawn_in_one_pass_are_the_numpy_hash():
         grid = np.broadcast_to(ids[:, None], k.shape)
         assert grid.strides[1] == 0  # the compiled row path is the one under test
         assert np.array_equal(rng.uniform(key, grid, k), rng.uniform_numpy(key, grid, k))
-
-
-def test_compiled_scan_is_np_flatnonzero():
-    from sim.kernels import flat_below
-
-    x = np.random.default_rng(4).exponential(30.0, 100_000)
-    x[::7] = np.inf
-    x[::11] = np.nan
-    buffer = np.empty(len(x), dtype=np.int64)
-    for t in (0, 1, 5.5, 1e9, -1):
-        assert np.array_equal(flat_below(x, t, buffer), np.flatnonzero(x < t))
