@@ -72,13 +72,6 @@ def uniform(key: np.uint64, ids: np.ndarray, k: np.ndarray | int = 0) -> np.ndar
         and ids.flags.c_contiguous and k.flags.c_contiguous
     ):  # fmt: skip
         return _uniform_flat(np.uint64(key), ids, k)  # the common case: no reshaping or casts
-    if (
-        type(ids) is np.ndarray and type(k) is np.ndarray and ids.ndim == 2
-        and k.shape == ids.shape and ids.strides[1] == 0 and ids.dtype in _INT64
-        and k.dtype in _INT64 and k.flags.c_contiguous
-    ):  # fmt: skip
-        # a visit's slots: one id per row (broadcast along it), a counter per cell
-        return _uniform_rows(np.uint64(key), np.ascontiguousarray(ids[:, 0]), k)
     ids = np.asarray(ids)
     k = np.asarray(k)
     if k.ndim == 0:
@@ -134,15 +127,6 @@ def _uniform_flat(key, ids, k):
     out = np.empty(ids.shape[0])
     for j in range(ids.shape[0]):
         out[j] = uniform_one(key, ids[j], k[j])
-    return out
-
-
-@njit(cache=True)
-def _uniform_rows(key, ids, k):
-    out = np.empty(k.shape)
-    for i in range(k.shape[0]):
-        for j in range(k.shape[1]):
-            out[i, j] = uniform_one(key, ids[i], k[i, j])
     return out
 
 

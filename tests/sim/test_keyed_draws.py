@@ -98,14 +98,3 @@ def test_guided_cumulative_search_is_np_searchsorted():
             [0.0, cum[-1], np.nextafter(cum[-1], np.inf), 2 * cum[-1] + 1],
         ])  # fmt: skip
         assert np.array_equal(search(keys), np.searchsorted(cum, keys, side="right")), size
-
-
-def test_a_visits_slots_drawn_in_one_pass_are_the_numpy_hash():
-    # the funnel's (visit, slot) grid: the agent broadcast along each row, a counter per cell
-    key = rng.stream_key(11, "funnel")
-    agent = np.random.default_rng(2).integers(0, 10**6, 500)
-    k = np.random.default_rng(3).integers(0, 80, 500)[:, None] * 64 + np.arange(8, 14)[None, :]
-    for ids in (agent, agent.astype(np.uint64)):
-        grid = np.broadcast_to(ids[:, None], k.shape)
-        assert grid.strides[1] == 0  # the compiled row path is the one under test
-        assert np.array_equal(rng.uniform(key, grid, k), rng.uniform_numpy(key, grid, k))
