@@ -96,7 +96,10 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "experiments.run", "experiment=whatif", "replicates=40",
            "strategy=[bundles]", *SMALL, f"hydra.run.dir={out}"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C's SIGINT at its default, as a terminal's shell leaves it: a test run launched as a
+    # background job inherits it ignored, and the run would never see the interrupt
+    default = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, preexec_fn=default)
     reps = out / "replicates"
     deadline = time.time() + 120
     while time.time() < deadline and len(list(reps.glob("rep_*.parquet"))) < 2:
