@@ -125,7 +125,14 @@ def arm_groups(frame: pd.DataFrame, arm_col: str, control: str, arms, keep) -> G
     """Code each row by arm (control first); rows outside ``keep`` or ``arms`` are left out."""
     if arm_col not in frame.columns:
         raise ConfigError("arm_col", "a column of the input: " + ", ".join(map(str, frame.columns)))
-    codes, uniques = pd.factorize(frame[arm_col], sort=True)
+    column = frame[arm_col]
+    if isinstance(column.dtype, pd.CategoricalDtype):  # its codes: no hashing of every row
+        cat = column.cat.codes.to_numpy()
+        seen = np.flatnonzero(np.bincount(cat + 1, minlength=len(column.cat.categories) + 1)[1:])
+        uniques = column.cat.categories[seen]  # observed, in the categories' order (as factorize)
+    else:
+        cat, uniques = pd.factorize(column, sort=True)
+        seen = np.arange(len(uniques))
     present = [str(u) for u in uniques]
     if len(present) < 2 and arms is None:
         raise ConfigError("arm_col", f"a column with two or more arms (column '{arm_col}')",
@@ -136,9 +143,10 @@ def arm_groups(frame: pd.DataFrame, arm_col: str, control: str, arms, keep) -> G
             raise ConfigError(key, "an arm in the data: " + ", ".join(present), arm)
     if len(names) < 2:
         raise ConfigError("arms", "two or more arms including the control", list(names))
-    lookup = np.array([names.index(a) if a in names else len(names) for a in present] + [0])
-    out = np.where(codes >= 0, lookup[codes], len(names))
-    out = np.where(keep, out, len(names))
+    # each code's group (a blank cell, code -1, takes the last entry: left out)
+    lookup = np.full(int(seen.max(initial=-1)) + 2, len(names), dtype=np.intp)
+    lookup[seen] = [names.index(a) if a in names else len(names) for a in present]
+    out = np.where(keep, lookup[cat], len(names))
     return Groups.build(out.astype(np.intp), tuple(names))
 
 

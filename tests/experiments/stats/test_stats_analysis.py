@@ -243,3 +243,32 @@ def test_holm_written_out_equals_statsmodels():
             0, 0.02, 5)):  # fmt: skip
         expected = multipletests(p, method="holm")[1]
         assert adjust_p_values(p, "holm") == pytest.approx(expected, abs=1e-15)
+
+
+def _reference_groups(column: pd.Series, control: str, keep: np.ndarray) -> np.ndarray:
+    """The arm codes by pandas' factorize (sorted as factorize sorts), written out plainly."""
+    codes, uniques = pd.factorize(column, sort=True)
+    present = [str(u) for u in uniques]
+    names = [control] + [a for a in present if a != control]
+    lookup = np.array([names.index(a) for a in present] + [0])
+    out = np.where(codes >= 0, lookup[codes], len(names))
+    return np.where(keep, out, len(names))
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+def test_arm_codes_from_a_categorical_are_factorizes(ordered):
+    from experiments.stats.analysis import arm_groups
+
+    rng = np.random.default_rng(8)
+    codes = rng.integers(-1, 4, 5_000)  # -1: a blank cell; category "q" (3) unused below
+    codes[codes == 3] = 2
+    column = pd.Series(pd.Categorical.from_codes(codes, ["z", "a", "m", "q"], ordered=ordered))
+    keep = rng.random(len(codes)) < 0.9
+    for control in ("a", "m", "z"):
+        groups = arm_groups(column.to_frame("arm"), "arm", control, None, keep)
+        assert np.array_equal(groups.codes, _reference_groups(column, control, keep))
+        assert groups.names[0] == control and set(groups.names) == {"z", "a", "m"}
+        plain = arm_groups(column.astype(str).to_frame("arm"), "arm", control, None,
+                           keep & (codes >= 0))  # fmt: skip
+        assert np.array_equal(plain.codes, _reference_groups(column.astype(str), control,
+                                                             keep & (codes >= 0)))  # fmt: skip
