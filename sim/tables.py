@@ -74,8 +74,10 @@ def _with_shipments(orders: pd.DataFrame, shipments: pd.DataFrame) -> pd.DataFra
     )
 
 
-def build_results(world):
+def build_results(world, release: bool = False):
     """Turn a finished world into :class:`sim.world.Results`.
+
+    ``release``: :meth:`sim.world.World.release` first (a world its caller discards).
 
     Columns of the order economics (issue 10): ``sessions.shipping`` and ``orders.shipping``
     (the fee the shopper paid; 0 from the threshold on), ``sessions.cart_value`` (the cart's
@@ -97,7 +99,7 @@ def build_results(world):
         pool = ThreadPoolExecutor(1)
         events = pool.submit(world.log.table, world.pop.arm.copy(), arm_names, SOURCES)
         pool.shutdown(wait=False)
-    if getattr(world, "_release", False):  # World.run(release=True): the state goes first
+    if release:  # World.run(release=True): the world's state goes before the tables come
         world.release()
     users = users_table(world)
     sessions = world.t_sessions.frame()

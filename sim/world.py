@@ -1089,7 +1089,6 @@ class World:
         tables are built (:meth:`release`), for a caller that discards the world after it.
         """
         self._progress = progress
-        self._release = release
         env = self.env
         if "paid_search" in self.scenario.channels:
             self._search_audience = self.audience("paid_search")
@@ -1113,4 +1112,4 @@ class World:
         env.run(until=self.scenario.days)
         from sim.tables import build_results  # local: tables imports world's Results
 
-        return build_results(self)
+        return build_results(self, release)

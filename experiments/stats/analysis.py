@@ -147,7 +147,7 @@ def arm_groups(frame: pd.DataFrame, arm_col: str, control: str, arms, keep) -> G
     lookup = np.full(int(seen.max(initial=-1)) + 2, len(names), dtype=np.intp)
     lookup[seen] = [names.index(a) if a in names else len(names) for a in present]
     out = np.where(keep, lookup[cat], len(names))
-    return Groups.build(out.astype(np.intp), tuple(names))
+    return Groups.build(out, tuple(names))
 
 
 class AnalysisResult(NamedTuple):

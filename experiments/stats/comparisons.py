@@ -90,13 +90,11 @@ def _interval(est, se, q, alternative: str) -> tuple[np.ndarray, np.ndarray]:
 
 def p_value_from_stat(stat, alternative: str, df: np.ndarray | None = None) -> np.ndarray:
     """P-value of a z (``df=None``) or t statistic against ``alternative``."""
-    if df is None:
-        sf, cdf = stats.norm.sf, stats.norm.cdf
-    else:  # not a frozen stats.t(df): freezing costs more than the tail itself
-        sf, cdf = (lambda x: stats.t.sf(x, df)), (lambda x: stats.t.cdf(x, df))
+    # df passed to each call, not a frozen stats.t(df): freezing costs more than the tail
+    dist, args = (stats.norm, ()) if df is None else (stats.t, (df,))
     if alternative == "two-sided":
-        return 2 * sf(np.abs(stat))
-    return sf(stat) if alternative == "larger" else cdf(stat)
+        return 2 * dist.sf(np.abs(stat), *args)
+    return dist.sf(stat, *args) if alternative == "larger" else dist.cdf(stat, *args)
 
 
 def _safe_stat(diff, se) -> np.ndarray:

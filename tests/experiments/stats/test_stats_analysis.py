@@ -256,7 +256,7 @@ def _reference_groups(column: pd.Series, control: str, keep: np.ndarray) -> np.n
 
 
 @pytest.mark.parametrize("ordered", [False, True])
-def test_arm_codes_from_a_categorical_are_factorizes(ordered):
+def test_arm_codes_from_a_categorical_equal_factorizes(ordered):
     from experiments.stats.analysis import arm_groups
 
     rng = np.random.default_rng(8)
