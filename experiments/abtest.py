@@ -41,6 +41,9 @@ class Design:
     analysis: Analysis
     target: SmartTarget | None
     truth: bool = True
+    # the seed of a store warmed up once that every replicate branches from at day 0
+    # (worlds.ab_world); None: each replicate builds and warms its own store from its seed
+    store: int | None = None
 
 
 def analysis_of(cfg: Any, split: float) -> Analysis:
@@ -110,10 +113,16 @@ class Outcome:
     metric_truth: pd.DataFrame | None
 
 
-def run_once(design: Design, seed: int, events: bool = False, progress=None) -> Outcome:
-    """Simulate and analyse one A/B test (and its truth when ``design.truth``)."""
+def run_once(design: Design, seed: int, events: bool = False, progress=None,
+             lean: bool = False) -> Outcome:  # fmt: skip
+    """Simulate and analyse one A/B test (and its truth when ``design.truth``).
+
+    ``lean``: the A/B world's results hold only the users, sessions and orders tables.
+    """
+    if design.truth and design.store is not None:
+        raise ValueError("a shared store's replicates have no truth worlds (truth=False)")
     results = worlds.ab_world(design.scenario, seed, design.strategy, design.split,
-                              design.salt, events, progress)  # fmt: skip
+                              design.salt, events, progress, design.store, lean)  # fmt: skip
     result = design.analysis.run(results.users)
     kpi_truth, metric_truth = true_effects(design, seed) if design.truth else (None, None)
     smart = None
@@ -180,7 +189,7 @@ class Replicate:
 
     def __call__(self, index: int, seed: int) -> pd.DataFrame:
         """One replicate's rows: one per metric, with the truth when the design asks."""
-        outcome = run_once(self.design, seed)
+        outcome = run_once(self.design, seed, lean=True)
         table = versus_truth(outcome)
         decision = table["population"] == table["population"].iloc[0]
         for r in (outcome.smart or {}).get("results", []):

@@ -33,6 +33,9 @@ class ExperimentConfig:
     name: str = MISSING
     truth: bool = True  # ab_test: also run everyone / no one treated for the true effect
     sizes: list[int] = field(default_factory=list)  # power_sim: population sizes
+    # power_sim: a size's replicates branch at day 0 from one store warmed up once (seed: the
+    # run's), each with its own split and window; false: a new store for every replicate
+    shared_store: bool = True
     price_changes: list[float] = field(default_factory=list)  # prices: relative, 0.1 = +10%
     budget_sd: float = 0.0  # incrementality: SD of the paid budgets' daily log multiplier
     budget_corr: float = 0.0  # incrementality: its day-to-day AR(1) correlation
@@ -169,6 +172,20 @@ def validate_run(cfg: DictConfig) -> None:
             raise ConfigError("experiment.sizes", "a non-empty list of population sizes")
         for i, size in enumerate(cfg.experiment.sizes):
             check_number(size, f"experiment.sizes[{i}]", gt=0, integer=True)
+        if cfg.experiment.shared_store:
+            _check_shared_store(cfg, scenario)
+
+
+def _check_shared_store(cfg, scenario: Scenario) -> None:
+    """A store warmed once can branch into A/B worlds (:meth:`sim.world.World.branch`)."""
+    key, why = "experiment.shared_store", None
+    if not scenario.catalog.shared_reviews:
+        why = "catalog.shared_reviews is false (each arm's reviews would start in the warm-up)"
+    early = [k for k, v in cfg.strategy.items() if (dict(v).get("start_day") or 0) < 0]
+    if early:
+        why = f"strategy {early[0]} starts before day 0 (it would act in the warm-up)"
+    if why is not None:
+        raise ConfigError(key, f"false when {why}", True)
 
 
 def load_scenario(overrides: list[str] | None = None) -> Scenario:

@@ -1,7 +1,10 @@
 """Simulated power: many A/B tests in the simulator at several population sizes.
 
-At each size, ``replicates`` A/B tests (new population and keyed draws each: spawned seeds)
-are analysed; a metric's simulated power is its share of unadjusted p-values below alpha (each
+At each size, ``replicates`` A/B tests are analysed. By default (``experiment.shared_store``)
+they are tests in one store: its population, past and warm-up are drawn once from the run's
+seed, and each replicate (its own spawned seed) draws its own split and its own window from
+day 0 on; with ``shared_store=false`` every replicate is a new store as well. A metric's
+simulated power is its share of unadjusted p-values below alpha (each
 metric as if it were the test's only one, like the analytic curve), with a 95% Wilson interval.
 Beside it, the analytic power of a two-sided z-test from the same replicates' mean lift and
 standard error, ``Phi(|lift| / se - z) + Phi(-|lift| / se - z)`` (z = the 1 - alpha/2
@@ -72,7 +75,8 @@ def run(cfg, design: Design, sizes, out_dir: Path) -> pd.DataFrame:
     for size in sizes:
         scenario = dataclasses.replace(design.scenario, population=dataclasses.replace(
             design.scenario.population, size=int(size)))  # fmt: skip
-        task = Replicate(dataclasses.replace(design, scenario=scenario, truth=False))
+        store = cfg.seed if cfg.experiment.shared_store else None
+        task = Replicate(dataclasses.replace(design, scenario=scenario, truth=False, store=store))
         reps = run_replicates(task, cfg.replicates, cfg.seed, out_dir / f"replicates_{size}",
                               cfg.backend, cfg.workers, cfg.progress,
                               f"power_sim n={size:,}")  # fmt: skip

@@ -112,9 +112,13 @@ def run_replicates(
     folder.mkdir(parents=True, exist_ok=True)
     seeds = replicate_seeds(seed, count)
     jobs = [(i, s) for i, s in enumerate(seeds) if not _path(folder, i).exists()]
+    frames = {}
     with tqdm(total=count, initial=count - len(jobs), desc=desc, unit="rep",
               disable=not progress, file=sys.stderr) as bar:  # fmt: skip
         for index, frame in MAPS[backend](task, jobs, workers):
             write_parquet(_path(folder, index), frame)
+            # read back now, while the workers run (the same frame a resumed run reads)
+            frames[index] = pd.read_parquet(_path(folder, index))
             bar.update(1)
-    return pd.concat([pd.read_parquet(_path(folder, i)) for i in range(count)], ignore_index=True)
+    return pd.concat([frames.get(i) if i in frames else pd.read_parquet(_path(folder, i))
+                      for i in range(count)], ignore_index=True)  # fmt: skip

@@ -7,6 +7,7 @@ numbers in each: "with" and "without" differ only where a strategy changed someo
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -81,12 +82,37 @@ def store(scenario: Scenario, seed: int, strategy: Mapping | None, events=False)
 
 
 def ab_world(scenario, seed: int, strategy: Mapping, split: float, salt: str, events=False,
-             progress=None) -> Results:  # fmt: skip
-    """One world split into control and treatment; strategies on their arms (default: treatment)."""
+             progress=None, store: int | None = None, lean: bool = False) -> Results:  # fmt: skip
+    """One world split into control and treatment; strategies on their arms (default: treatment).
+
+    ``store``: the seed of a store warmed up once (:func:`warmed`) that this world branches
+    from at day 0, with ``seed`` drawing its split and its window; None: its own store, from
+    ``seed``. ``lean``: only the users, sessions and orders tables (:meth:`World.run`).
+    """
     arm = assign_arms(scenario.population.size, split, salt, seed)
     hooks = build_strategies(specs(strategy), AB_ARMS)
-    world = World(scenario, seed, hooks, arm=arm, arm_names=AB_ARMS, events=events)
-    return world.run(progress, release=True)
+    if store is None:
+        world = World(scenario, seed, hooks, arm=arm, arm_names=AB_ARMS, events=events)
+    else:
+        world = warmed(scenario, store, events).branch(seed, hooks, arm, AB_ARMS)
+    return world.run(progress, release=True, lean=lean)
+
+
+_WARMED: dict[tuple, World] = {}  # this process's last warmed store (one at a time)
+
+
+def warmed(scenario: Scenario, seed: int, events: bool = False) -> World:
+    """The plain store of ``seed`` warmed up to day 0: built once per process, then kept.
+
+    Replicates that branch from it (:meth:`sim.world.World.branch`) skip its population, past
+    and warm-up: three quarters of a 30-day replicate's time.
+    """
+    key = (pickle.dumps(scenario), int(seed), bool(events))
+    world = _WARMED.get(key)
+    if world is None:
+        _WARMED.clear()
+        world = _WARMED[key] = World(scenario, seed, events=events).warm_up()
+    return world
 
 
 def kpis(results: Results) -> pd.Series:

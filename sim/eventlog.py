@@ -171,6 +171,11 @@ def _join(chunks: list, dtype, buffer: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def _scalar(value) -> bool:
+    """A Python or numpy scalar (the quick test before ``np.ndim``)."""
+    return isinstance(value, (int, float, np.generic))
+
+
 def _concat(chunks: list[np.ndarray], dtype) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.empty(0, dtype=dtype)
 
@@ -184,15 +189,20 @@ class Table:
 
     def add(self, **columns) -> None:
         """Append equal-length arrays (scalars broadcast to the first array's length)."""
-        arrays = [np.size(v) for v in columns.values() if np.ndim(v) > 0]
+        arrays = [np.size(v) for v in columns.values() if not _scalar(v) and np.ndim(v) > 0]
         n = max(arrays) if arrays else 1
         if n == 0:
             return
         for c, dtype in self.dtypes.items():
             values = np.asarray(columns[c], dtype=dtype)
-            if values.shape != (n,):  # a scalar: broadcast (a read-only view, as before)
-                values = np.broadcast_to(values, (n,))
+            if values.shape != (n,):  # a scalar: one row, or broadcast (a read-only view)
+                values = values.reshape(1) if n == 1 else np.broadcast_to(values, (n,))
             self._chunks[c].append(values)
+
+    def compact(self) -> None:
+        """Join each column's chunks into one array (the same rows; fewer objects to copy)."""
+        self._chunks = {c: [_concat(v, self.dtypes[c])] if v else []
+                        for c, v in self._chunks.items()}  # fmt: skip
 
     def frame(self) -> pd.DataFrame:
         """All rows as a DataFrame.

@@ -24,6 +24,7 @@ No mechanism loops over agents; the count of SimPy events grows with mechanisms 
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ class Results:
     ``orders``, ``messages``, ``impressions``, ``surveys``, ``costs`` and ``returns`` are the
     tallies the KPIs are computed from; ``extra`` holds per-agent arrays the KPIs need
     (zero-party data, expected ad reach). See :func:`sim.tables.build_results` for columns.
+    A lean run (``World.run(lean=True)``, A/B replicates) has only ``users``, ``sessions`` and
+    ``orders``; the other tables and ``extra`` are None.
     """
 
     scenario: Scenario
@@ -185,6 +188,9 @@ class World:
         # through thinned candidates, so thinning at any ceiling gives the same visit process
         self.candidate_rate = np.ones(n)
         self._queued: list[tuple] = []
+        self._procs: list | None = None  # the daily processes, once started
+        self._pending: list[tuple] | None = None  # a branch's pending events (branch())
+        self._day0: bytes | None = None  # a warmed world's pickled copy (branch())
         self._schedule_first_visits()
         draw_history(self)  # a past of orders; reschedules its customers' first visits
         # Aware prospects forget the store at a constant hazard (memoryless: one draw from now)
@@ -741,8 +747,10 @@ class World:
         self.log.add("return", time, agent, product=product, value=value, order=order_id)
 
     # -- mechanisms ---------------------------------------------------------------------------
-    def _daily(self, step: Callable[[int], None]):
+    def _daily(self, step: Callable[[int], None], wait: bool = False):
         days = self.scenario.days
+        if wait:  # a branch's process: its day-0 step keeps its place among day 0's events
+            yield self.env.timeout(0)
         while self.env.now < days:
             step(int(self.env.now))
             yield self.env.timeout(1)
@@ -1082,34 +1090,141 @@ class World:
         for name in self._POP_STATE:
             setattr(self.pop, name, None)
 
-    def run(self, progress: Callable[[int], None] | None = None, release: bool = False) -> Results:
-        """Simulate warm-up and horizon; return the tables. ``progress(day)`` is called daily.
+    def _steps(self) -> list[Callable[[int], None]]:
+        """The daily steps, in the order they run each day (the day's visits last)."""
+        steps = [self._day_start]
+        for name in PAID_CHANNELS:
+            if name in self.scenario.channels:
+                steps.append(self._paid(name, np.flatnonzero(self.audience(name))))
+        if self.forget > 0:
+            steps.append(self._forget)
+        steps += [self._own_visits, self._campaign("email"), self._campaign("sms"),
+                  self._welcome, self._deliver, self._run_queued]  # fmt: skip
+        return steps
 
-        ``release``: the agents' state arrays the tables do not need are dropped before the
-        tables are built (:meth:`release`), for a caller that discards the world after it.
-        """
-        self._progress = progress
+    def _start(self) -> None:
+        """Register the daily processes (once: a warmed world goes on with its own)."""
+        if self._procs is not None:
+            return
         env = self.env
+        if self._pending is not None:  # a branch: its parent's pending events, in their order
+            steps = self._steps()
+            self._procs = []
+            for kind, *args in self._pending:
+                if kind == "daily":
+                    self._procs.append(env.process(self._daily(steps[args[0]], wait=True)))
+                else:
+                    env.process(self._later(*args))
+            self._pending = None
+            return
         if "paid_search" in self.scenario.channels:
             self._search_audience = self.audience("paid_search")
         if np.isfinite(self.pop.satisfaction).any():  # a drawn past may have set some
             ret, everyone = self.scenario.retention, np.arange(self.pop.size)
             self.sat_visits[:] = self.satisfaction_factor(everyone, ret.satisfaction_visits)
             self.sat_lapse[:] = self.satisfaction_factor(everyone, -ret.satisfaction_lapse)
-        env.process(self._daily(self._day_start))
-        for name in PAID_CHANNELS:
-            if name in self.scenario.channels:
-                audience = np.flatnonzero(self.audience(name))
-                env.process(self._daily(self._paid(name, audience)))
-        if self.forget > 0:
-            env.process(self._daily(self._forget))
-        env.process(self._daily(self._own_visits))
-        env.process(self._daily(self._campaign("email")))
-        env.process(self._daily(self._campaign("sms")))
-        env.process(self._daily(self._welcome))
-        env.process(self._daily(self._deliver))
-        env.process(self._daily(self._run_queued))  # last: the day's visits
-        env.run(until=self.scenario.days)
+        self._procs = [env.process(self._daily(step)) for step in self._steps()]
+
+    def warm_up(self, progress: Callable[[int], None] | None = None) -> World:
+        """Run the warm-up only (to the start of day 0); :meth:`run` or :meth:`branch` go on."""
+        if self.env.now >= 0:
+            raise RuntimeError("the warm-up has already run")
+        self._progress = progress
+        self._start()
+        self.env.run(until=0)
+        for table in (self.t_sessions, self.t_orders, self.t_messages, self.t_impressions,
+                      self.t_surveys, self.t_shipments, self.t_returns, self.t_views):  # fmt: skip
+            if table is not None:  # one array per column: a branch copies them at once
+                table.compact()
+        return self
+
+    def branch(
+        self,
+        seed: int,
+        strategies: Sequence[Hooks] = (),
+        arm: np.ndarray | None = None,
+        arm_names: Sequence[str] = ("control",),
+    ) -> World:
+        """A copy of this warmed store that runs the window with its own seed, arms, strategies.
+
+        The copy shares everything drawn up to day 0 (population, catalog, past, warm-up,
+        pending visits) and draws every keyed number of the window from ``seed``. Run on the
+        store's own seed, arms and strategies, it gives the same tables, bit for bit, as the
+        world run straight through (``tests/sim/test_branch.py``): the strategies do nothing
+        before day 0 (``start_day`` >= 0) and the warm-up pools reviews over arms
+        (``catalog.shared_reviews``); a world where either fails cannot branch. This world is
+        left as it was: branch it again for another replicate.
+        """
+        if self.env.now != 0 or self._procs is None or self._pending is not None:
+            raise RuntimeError("branch() needs a world warmed up to day 0 (warm_up())")
+        if self.strategies:
+            raise RuntimeError("branch() needs a warmed store without strategies")
+        if len(arm_names) > 1 and not self.scenario.catalog.shared_reviews:
+            raise ValueError("branch() needs catalog.shared_reviews with more than one arm")
+        early = [s.name for s in strategies if getattr(getattr(s, "config", None), "start_day",
+                                                       0) < 0]  # fmt: skip
+        if early:
+            raise ValueError(f"branch() needs strategies that start on day >= 0: {early}")
+        if self._day0 is None:  # the store at day 0 as bytes, once: every branch loads a copy
+            pending = self._pending_events()
+            env, procs, self.env, self._procs = self.env, self._procs, None, None
+            try:
+                self._day0 = pickle.dumps((self, pending), protocol=pickle.HIGHEST_PROTOCOL)
+            finally:
+                self.env, self._procs = env, procs
+        new, pending = pickle.loads(self._day0)
+        new.seed = int(seed)
+        new._stream_keys = {}  # every keyed stream of the window from the new seed
+        new.funnel.key = new.keyed("funnel")
+        new.env = simpy.Environment(initial_time=0)
+        new._pending = pending
+        new.arm_names = list(arm_names)
+        new.pop.arm[:] = 0 if arm is None else arm
+        new.review_group = np.zeros(len(new.arm_names), np.int64)
+        new.strategies = list(strategies)
+        for s in new.strategies:
+            s.setup(new)
+        return new
+
+    def _pending_events(self) -> list[tuple]:
+        """The warmed world's pending SimPy events as data, in the order they would fire.
+
+        ``("daily", i)``: the i-th daily step; ``("later", day, agent, time, channel,
+        recovered)``: visits :meth:`schedule_visits` filed for a later day.
+        """
+        index = {id(p): i for i, p in enumerate(self._procs)}
+        out = []
+        for _, _, _, event in sorted(self.env._queue, key=lambda e: e[:3]):
+            if not event.callbacks:  # the stop event of env.run(until=0): does nothing
+                continue
+            (callback,) = event.callbacks
+            proc = callback.__self__
+            if id(proc) in index:
+                out.append(("daily", index[id(proc)]))
+            elif proc._generator.__name__ == "_later":
+                f = proc._generator.gi_frame.f_locals
+                out.append(("later", f["day"], f["agent"], f["time"], f["channel"],
+                            f["recovered"]))  # fmt: skip
+            else:
+                raise RuntimeError(f"branch(): cannot copy a pending {proc._generator.__name__}")
+        return out
+
+    def run(
+        self,
+        progress: Callable[[int], None] | None = None,
+        release: bool = False,
+        lean: bool = False,
+    ) -> Results:
+        """Simulate warm-up and horizon; return the tables. ``progress(day)`` is called daily.
+
+        ``release``: the agents' state arrays the tables do not need are dropped before the
+        tables are built (:meth:`release`), for a caller that discards the world after it.
+        ``lean``: only ``users``, ``sessions`` and ``orders`` (the rest None), for a replicate
+        that reads nothing else.
+        """
+        self._progress = progress
+        self._start()
+        self.env.run(until=self.scenario.days)
         from sim.tables import build_results  # local: tables imports world's Results
 
-        return build_results(self, release)
+        return build_results(self, release, lean)
