@@ -117,12 +117,14 @@ def run_once(design: Design, seed: int, events: bool = False, progress=None,
              lean: bool = False) -> Outcome:  # fmt: skip
     """Simulate and analyse one A/B test (and its truth when ``design.truth``).
 
-    ``lean``: the A/B world's results hold only the users, sessions and orders tables.
+    ``lean``: the A/B world's results hold only the per-user table, unless a deadline before
+    the horizon needs the sessions and orders to cut it.
     """
     if design.truth and design.store is not None:
         raise ValueError("a shared store's replicates have no truth worlds (truth=False)")
     results = worlds.ab_world(design.scenario, seed, design.strategy, design.split,
-                              design.salt, events, progress, design.store, lean)  # fmt: skip
+                              design.salt, events, progress, design.store,
+                              lean and deadline_day(design) is None)  # fmt: skip
     result = design.analysis.run(results.users)
     kpi_truth, metric_truth = true_effects(design, seed) if design.truth else (None, None)
     smart = None

@@ -87,7 +87,7 @@ def ab_world(scenario, seed: int, strategy: Mapping, split: float, salt: str, ev
 
     ``store``: the seed of a store warmed up once (:func:`warmed`) that this world branches
     from at day 0, with ``seed`` drawing its split and its window; None: its own store, from
-    ``seed``. ``lean``: only the users, sessions and orders tables (:meth:`World.run`).
+    ``seed``. ``lean``: only the per-user table (:meth:`World.run`).
     """
     arm = assign_arms(scenario.population.size, split, salt, seed)
     hooks = build_strategies(specs(strategy), AB_ARMS)

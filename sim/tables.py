@@ -78,8 +78,8 @@ def build_results(world, release: bool = False, lean: bool = False):
     """Turn a finished world into :class:`sim.world.Results`.
 
     ``release``: :meth:`sim.world.World.release` first (a world its caller discards).
-    ``lean``: only ``users``, ``sessions`` and ``orders``; the other tables and ``extra`` are
-    None (an A/B replicate reads nothing else).
+    ``lean``: only ``users``; the other tables and ``extra`` are None (an A/B replicate reads
+    nothing else).
 
     Columns of the order economics (issue 10): ``sessions.shipping`` and ``orders.shipping``
     (the fee the shopper paid; 0 from the threshold on), ``sessions.cart_value`` (the cart's
@@ -104,6 +104,11 @@ def build_results(world, release: bool = False, lean: bool = False):
     if release:  # World.run(release=True): the world's state goes before the tables come
         world.release()
     users = users_table(world)
+    if lean:
+        return Results(scenario=world.scenario, seed=world.seed, arm_names=list(arm_names),
+                       users=users, event_log=events, sessions=None, orders=None,
+                       messages=None, impressions=None, surveys=None, costs=None, extra=None,
+                       returns=None)  # fmt: skip
     sessions = world.t_sessions.frame()
     _label(sessions, "channel", SOURCES)
     orders = _with_shipments(world.t_orders.frame(), world.t_shipments.frame())
@@ -114,11 +119,6 @@ def build_results(world, release: bool = False, lean: bool = False):
         ids = frame["user_id"].to_numpy()
         frame["arm"] = _take(users["arm"], ids)
         frame["segment"] = _take(users["segment"], ids)
-    if lean:
-        return Results(scenario=world.scenario, seed=world.seed, arm_names=list(arm_names),
-                       users=users, event_log=events, sessions=sessions, orders=orders,
-                       messages=None, impressions=None, surveys=None, costs=None, extra=None,
-                       returns=None)  # fmt: skip
     messages = world.t_messages.frame()
     _label(messages, "arm", arm_names)
     _label(messages, "segment", seg_names)

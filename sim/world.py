@@ -62,8 +62,8 @@ class Results:
     ``orders``, ``messages``, ``impressions``, ``surveys``, ``costs`` and ``returns`` are the
     tallies the KPIs are computed from; ``extra`` holds per-agent arrays the KPIs need
     (zero-party data, expected ad reach). See :func:`sim.tables.build_results` for columns.
-    A lean run (``World.run(lean=True)``, A/B replicates) has only ``users``, ``sessions`` and
-    ``orders``; the other tables and ``extra`` are None.
+    A lean run (``World.run(lean=True)``, A/B replicates) has only ``users``; the other tables
+    and ``extra`` are None.
     """
 
     scenario: Scenario
@@ -1219,8 +1219,8 @@ class World:
 
         ``release``: the agents' state arrays the tables do not need are dropped before the
         tables are built (:meth:`release`), for a caller that discards the world after it.
-        ``lean``: only ``users``, ``sessions`` and ``orders`` (the rest None), for a replicate
-        that reads nothing else.
+        ``lean``: only ``users`` (the other tables None), for a replicate that reads nothing
+        else.
         """
         self._progress = progress
         self._start()
