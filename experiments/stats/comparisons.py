@@ -22,8 +22,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
+
+from experiments.stats import distributions as dist
 
 ALTERNATIVES = ("two-sided", "larger", "smaller")
 
@@ -80,7 +81,7 @@ class RatioStats(NamedTuple):
 def _quantile(alpha: float, alternative: str, df: np.ndarray | None = None) -> np.ndarray:
     """Critical value of the interval: ``1 - alpha/2`` two-sided, ``1 - alpha`` one-sided."""
     level = 1 - alpha / 2 if alternative == "two-sided" else 1 - alpha
-    return stats.norm.ppf(level) if df is None else stats.t.ppf(level, df)
+    return dist.norm_ppf(level) if df is None else dist.t_ppf(level, df)
 
 
 def _interval(est, se, q, alternative: str) -> tuple[np.ndarray, np.ndarray]:
@@ -90,11 +91,14 @@ def _interval(est, se, q, alternative: str) -> tuple[np.ndarray, np.ndarray]:
 
 def p_value_from_stat(stat, alternative: str, df: np.ndarray | None = None) -> np.ndarray:
     """P-value of a z (``df=None``) or t statistic against ``alternative``."""
-    # df passed to each call, not a frozen stats.t(df): freezing costs more than the tail
-    dist, args = (stats.norm, ()) if df is None else (stats.t, (df,))
+    # scipy.stats' kernels without its per-call checks (experiments.stats.distributions)
+    if df is None:
+        sf, cdf = dist.norm_sf, dist.norm_cdf
+    else:
+        sf, cdf = (lambda x: dist.t_sf(x, df)), (lambda x: dist.t_cdf(x, df))
     if alternative == "two-sided":
-        return 2 * dist.sf(np.abs(stat), *args)
-    return dist.sf(stat, *args) if alternative == "larger" else dist.cdf(stat, *args)
+        return 2 * sf(np.abs(stat))
+    return sf(stat) if alternative == "larger" else cdf(stat)
 
 
 def _safe_stat(diff, se) -> np.ndarray:

@@ -12,6 +12,8 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from experiments.stats.distributions import norm_isf
+
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}
 _SCIPY_ALTERNATIVE = {"two-sided": "two-sided", "larger": "greater", "smaller": "less"}
 
@@ -75,9 +77,9 @@ def adjusted_interval(estimate, se, null, p, p_adjusted, alpha, alternative):
         return np.nan, np.nan
     two = alternative == "two-sided"
     level = min(alpha * p / p_adj, 1.0) if p > 0 and p_adj > 0 else alpha
-    z_test = stats.norm.isf(p / 2 if two else p)
+    z_test = norm_isf(p / 2 if two else p)
     implied = abs(estimate - null) / z_test if 0 < z_test < np.inf else se
-    half = stats.norm.isf(level / 2 if two else level) * implied
+    half = norm_isf(level / 2 if two else level) * implied
     low = -np.inf if alternative == "smaller" else estimate - half
     high = np.inf if alternative == "larger" else estimate + half
     return float(low), float(high)
