@@ -77,16 +77,14 @@ def metric_value(users: pd.DataFrame, metric, population: str) -> float:
     return float(u[metric.column].mean()) if len(u) else np.nan
 
 
-def true_effects(design: Design, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def true_effects(design: Design, seed: int, store=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Truth on this population: every KPI and every analysis metric, none vs all treated.
 
-    Metrics get one row per population the analysis reports (exposed, then itt).
+    Metrics get one row per population the analysis reports (exposed, then itt). ``store``: a
+    :func:`experiments.worlds.warm` store of this seed both worlds branch from (the same
+    tables, faster).
     """
-    base = worlds.background(design.strategy)
-    none = (
-        worlds.treated(design.scenario, seed, base) if base else worlds.plain(design.scenario, seed)
-    )
-    everyone = worlds.treated(design.scenario, seed, design.strategy)
+    none, everyone = truth_worlds(design, seed, store)
     kpis = worlds.side_by_side(none, everyone).rename(columns={
         "without": "none_treated", "with": "all_treated", "abs_diff": "abs_lift",
         "rel_diff": "rel_lift"})  # fmt: skip
@@ -113,20 +111,34 @@ class Outcome:
     metric_truth: pd.DataFrame | None
 
 
+def truth_worlds(design: Design, seed: int, store=None) -> tuple[Results, Results]:
+    """The worlds of the truth: no one treated (the background strategies on) and everyone."""
+    base = worlds.background(design.strategy)
+    sc = design.scenario
+    none = worlds.treated(sc, seed, base, store=store) if base else worlds.plain(
+        sc, seed, store=store)  # fmt: skip
+    return none, worlds.treated(sc, seed, design.strategy, store=store)
+
+
 def run_once(design: Design, seed: int, events: bool = False, progress=None,
              lean: bool = False) -> Outcome:  # fmt: skip
     """Simulate and analyse one A/B test (and its truth when ``design.truth``).
 
-    ``lean``: the A/B world's results hold only the per-user table, unless a deadline before
-    the horizon needs the sessions and orders to cut it.
+    With the truth, the A/B world and the truth's worlds branch from one warm-up of the seed's
+    store (:func:`experiments.worlds.warm`): the same tables as three straight runs. ``lean``:
+    the A/B world's results hold only the per-user table, unless a deadline before the horizon
+    needs the sessions and orders to cut it.
     """
     if design.truth and design.store is not None:
         raise ValueError("a shared store's replicates have no truth worlds (truth=False)")
+    store = design.store
+    if design.truth and worlds.sharable(design.scenario, design.strategy, worlds.AB_ARMS):
+        store = worlds.warm(design.scenario, seed, progress)  # the bar's warm-up days
     results = worlds.ab_world(design.scenario, seed, design.strategy, design.split,
-                              design.salt, events, progress, design.store,
+                              design.salt, events, progress, store,
                               lean and deadline_day(design) is None)  # fmt: skip
     result = design.analysis.run(results.users)
-    kpi_truth, metric_truth = true_effects(design, seed) if design.truth else (None, None)
+    kpi_truth, metric_truth = true_effects(design, seed, store) if design.truth else (None, None)
     smart = None
     if design.target is not None:
         day = deadline_day(design)
@@ -134,7 +146,7 @@ def run_once(design: Design, seed: int, events: bool = False, progress=None,
         ns = SimpleNamespace(start_date=design.scenario.start_date, day_col="first_exposure_day",
                              segment_col="segment")  # fmt: skip
         smart = judge_target(ns, design.analysis, design.target, frame,
-                             _target_truth(design, seed, metric_truth, day))  # fmt: skip
+                             _target_truth(design, seed, metric_truth, day, store))  # fmt: skip
     return Outcome(results, result, smart, kpi_truth, metric_truth)
 
 
@@ -151,7 +163,8 @@ def deadline_day(design: Design) -> int | None:
     return day if day < scenario.days - 1 else None
 
 
-def _target_truth(design: Design, seed: int, metric_truth, day: int | None) -> float | None:
+def _target_truth(design: Design, seed: int, metric_truth, day: int | None,
+                  store=None) -> float | None:  # fmt: skip
     """The target metric's true lift on its own scale, where the run knows it.
 
     Known when the truth worlds ran and the target covers the whole decision population (no
@@ -161,7 +174,7 @@ def _target_truth(design: Design, seed: int, metric_truth, day: int | None) -> f
     if metric_truth is None or target.segment is not None:
         return None
     if day is not None:
-        row = truth_as_of(design, seed, [day], [target.metric]).iloc[0]
+        row = truth_as_of(design, seed, [day], [target.metric], store).iloc[0]
         a, b = row["none_treated"], row["all_treated"]
         return float(b / a - 1 if target.lift_kind == "relative" else b - a) if a else None
     row = metric_truth[metric_truth["metric"] == target.metric].iloc[0]

@@ -128,15 +128,14 @@ def sequential_of(design: Design, results: Results, metric: str, every: int = 7,
                             **plan)  # fmt: skip
 
 
-def truth_as_of(design: Design, seed: int, days, metrics) -> pd.DataFrame:
-    """Each metric on each day: everyone treated minus no one treated, both cut at that day."""
-    from experiments.abtest import metric_value
+def truth_as_of(design: Design, seed: int, days, metrics, store=None) -> pd.DataFrame:
+    """Each metric on each day: everyone treated minus no one treated, both cut at that day.
 
-    base = worlds.background(design.strategy)
-    none = worlds.treated(design.scenario, seed, base) if base else worlds.plain(
-        design.scenario, seed
-    )  # fmt: skip
-    everyone = worlds.treated(design.scenario, seed, design.strategy)
+    ``store``: a :func:`experiments.worlds.warm` store of this seed to branch both worlds from.
+    """
+    from experiments.abtest import metric_value, truth_worlds
+
+    none, everyone = truth_worlds(design, seed, store)
     chosen = [m for m in design.analysis.metrics if m.name in metrics]
     rows = []
     for day in days:
@@ -166,7 +165,10 @@ class SequentialReplicate:
     def __call__(self, index: int, seed: int) -> pd.DataFrame:
         """One replicate's rows (see the class docstring)."""
         d = self.design
-        results = worlds.ab_world(d.scenario, seed, d.strategy, d.split, d.salt)
+        store = None  # with the truth: three worlds of one seed, branched from one warm-up
+        if d.truth and worlds.sharable(d.scenario, d.strategy, worlds.AB_ARMS):
+            store = worlds.warm(d.scenario, seed)
+        results = worlds.ab_world(d.scenario, seed, d.strategy, d.split, d.salt, store=store)
         result = d.analysis.run(results.users)
         horizon = result.table.assign(kind="horizon", se=[
             float(result.comparisons[(m, a)].se)
@@ -178,7 +180,8 @@ class SequentialReplicate:
         ], ignore_index=True)  # fmt: skip
         if d.truth:
             days = look_days(d.scenario.days, self.every)
-            looks = looks.merge(truth_as_of(d, seed, days, self.metrics), on=["metric", "day"])
+            truth = truth_as_of(d, seed, days, self.metrics, store)
+            looks = looks.merge(truth, on=["metric", "day"])
         frames = [_bools_as_floats(horizon), _bools_as_floats(looks.assign(kind="look"))]
         return pd.concat(frames, ignore_index=True)
 

@@ -29,9 +29,10 @@ class WhatIf:
     strategy: dict
 
     def __call__(self, index: int, seed: int) -> pd.DataFrame:
-        """KPI side by side for one population."""
-        without = worlds.plain(self.scenario, seed)
-        with_ = worlds.treated(self.scenario, seed, self.strategy)
+        """KPI side by side for one population (both worlds branch from one warm-up)."""
+        store = worlds.warm(self.scenario, seed)
+        without = worlds.plain(self.scenario, seed, store=store)
+        with_ = worlds.treated(self.scenario, seed, self.strategy, store=store)
         return worlds.side_by_side(without, with_)
 
 

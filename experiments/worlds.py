@@ -61,17 +61,53 @@ def background(strategy: Mapping) -> dict:
     return {k: v for k, v in strategy.items() if "control" in (dict(v).get("arms") or [])}
 
 
-def plain(scenario: Scenario, seed: int, events: bool = False, progress=None) -> Results:
-    """The store without any strategy."""
-    return World(scenario, seed, events=events).run(progress, release=True)
+def warm(scenario: Scenario, seed: int, progress=None) -> World:
+    """The plain store of ``seed`` warmed up to day 0, for the worlds of that seed to branch from.
+
+    Worlds of one seed (with and without a strategy, an A/B split and its truth) have the same
+    warm-up, bit for bit: strategies do nothing before day 0. Warming it once and branching each
+    world from it (``store=`` of :func:`plain`, :func:`treated`, :func:`ab_world`) gives the same
+    tables as running each straight through, without simulating the warm-up again.
+    """
+    return World(scenario, seed, events=False).warm_up(progress)
 
 
-def treated(scenario: Scenario, seed: int, strategy: Mapping, events=False, progress=None):
+def sharable(scenario: Scenario, strategy: Mapping, arm_names: Sequence[str]) -> bool:
+    """Whether a world of these strategies and arms can branch from the plain store."""
+    hooks = build_strategies(specs(strategy, list(arm_names)), list(arm_names))
+    return World.why_not_branch(scenario, hooks, arm_names) is None
+
+
+def _build(scenario, seed, hooks, arm, arm_names, events, store) -> World:
+    """The world to run: built, or branched from ``store`` at day 0.
+
+    ``store``: None; a store of this scenario and seed warmed by :func:`warm` (the world is the
+    same as built, so one that cannot branch is built); or the seed of a store warmed once per
+    process (:func:`warmed`, power_sim), the window drawn from ``seed``.
+    """
+    same = isinstance(store, World)
+    if store is None or (same and World.why_not_branch(scenario, hooks, arm_names) is not None):
+        return World(scenario, seed, hooks, arm=arm, arm_names=arm_names, events=events)
+    if same:
+        if store.seed != seed or store.scenario is not scenario:
+            raise ValueError("a warmed store branches into worlds of its own scenario and seed")
+        return store.branch(seed, hooks, arm, arm_names, events)
+    return warmed(scenario, store).branch(seed, hooks, arm, arm_names, events)
+
+
+def plain(scenario: Scenario, seed: int, events: bool = False, progress=None,
+          store: World | None = None) -> Results:  # fmt: skip
+    """The store without any strategy (``store``: a :func:`warm` store of this seed to branch)."""
+    world = _build(scenario, seed, (), None, ("control",), events, store)
+    return world.run(progress, release=True)
+
+
+def treated(scenario: Scenario, seed: int, strategy: Mapping, events=False, progress=None,
+            store: World | None = None) -> Results:  # fmt: skip
     """The store with the strategies on everyone (one arm, ``all``)."""
     hooks = build_strategies(specs(strategy, ["all"]), ["all"])
-    return World(scenario, seed, hooks, arm_names=("all",), events=events).run(
-        progress, release=True
-    )
+    world = _build(scenario, seed, hooks, None, ("all",), events, store)
+    return world.run(progress, release=True)
 
 
 def store(scenario: Scenario, seed: int, strategy: Mapping | None, events=False) -> Results:
@@ -82,36 +118,35 @@ def store(scenario: Scenario, seed: int, strategy: Mapping | None, events=False)
 
 
 def ab_world(scenario, seed: int, strategy: Mapping, split: float, salt: str, events=False,
-             progress=None, store: int | None = None, lean: bool = False) -> Results:  # fmt: skip
+             progress=None, store: World | int | None = None,
+             lean: bool = False) -> Results:  # fmt: skip
     """One world split into control and treatment; strategies on their arms (default: treatment).
 
-    ``store``: the seed of a store warmed up once (:func:`warmed`) that this world branches
-    from at day 0, with ``seed`` drawing its split and its window; None: its own store, from
-    ``seed``. ``lean``: only the per-user table (:meth:`World.run`).
+    ``store``: a :func:`warm` store of this seed to branch from (the same world, faster); or the
+    seed of a store shared by replicates (:func:`warmed`), the split and the window drawn from
+    ``seed``; None: the world's own store, from ``seed``. ``lean``: only the per-user table
+    (:meth:`World.run`).
     """
     arm = assign_arms(scenario.population.size, split, salt, seed)
     hooks = build_strategies(specs(strategy), AB_ARMS)
-    if store is None:
-        world = World(scenario, seed, hooks, arm=arm, arm_names=AB_ARMS, events=events)
-    else:
-        world = warmed(scenario, store, events).branch(seed, hooks, arm, AB_ARMS)
+    world = _build(scenario, seed, hooks, arm, AB_ARMS, events, store)
     return world.run(progress, release=True, lean=lean)
 
 
 _WARMED: dict[tuple, World] = {}  # this process's last warmed store (one at a time)
 
 
-def warmed(scenario: Scenario, seed: int, events: bool = False) -> World:
+def warmed(scenario: Scenario, seed: int) -> World:
     """The plain store of ``seed`` warmed up to day 0: built once per process, then kept.
 
     Replicates that branch from it (:meth:`sim.world.World.branch`) skip its population, past
     and warm-up: three quarters of a 30-day replicate's time.
     """
-    key = (pickle.dumps(scenario), int(seed), bool(events))
+    key = (pickle.dumps(scenario), int(seed))
     world = _WARMED.get(key)
     if world is None:
         _WARMED.clear()
-        world = _WARMED[key] = World(scenario, seed, events=events).warm_up()
+        world = _WARMED[key] = warm(scenario, seed)
     return world
 
 

@@ -189,6 +189,7 @@ class World:
         self.candidate_rate = np.ones(n)
         self._queued: list[tuple] = []
         self._procs: list | None = None  # the daily processes, once started
+        self._progress: Callable[[int], None] | None = None
         self._pending: list[tuple] | None = None  # a branch's pending events (branch())
         self._day0: bytes | None = None  # a warmed world's pickled copy (branch())
         self._schedule_first_visits()
@@ -1138,46 +1139,67 @@ class World:
                 table.compact()
         return self
 
+    @staticmethod
+    def why_not_branch(scenario: Scenario, strategies: Sequence[Hooks] = (),
+                       arm_names: Sequence[str] = ("control",)) -> str | None:  # fmt: skip
+        """Why a world of these strategies and arms cannot branch from a plain store, or None.
+
+        Its warm-up must be the plain store's: the strategies do nothing before day 0
+        (``start_day`` >= 0) and, with several arms, the reviews are pooled over them
+        (``catalog.shared_reviews``).
+        """
+        if len(arm_names) > 1 and not scenario.catalog.shared_reviews:
+            return "branch() needs catalog.shared_reviews with more than one arm"
+        early = [s.name for s in strategies if getattr(getattr(s, "config", None), "start_day",
+                                                       0) < 0]  # fmt: skip
+        if early:
+            return f"branch() needs strategies that start on day >= 0: {early}"
+        return None
+
     def branch(
         self,
         seed: int,
         strategies: Sequence[Hooks] = (),
         arm: np.ndarray | None = None,
         arm_names: Sequence[str] = ("control",),
+        events: bool | None = None,
     ) -> World:
         """A copy of this warmed store that runs the window with its own seed, arms, strategies.
 
         The copy shares everything drawn up to day 0 (population, catalog, past, warm-up,
         pending visits) and draws every keyed number of the window from ``seed``. Run on the
         store's own seed, arms and strategies, it gives the same tables, bit for bit, as the
-        world run straight through (``tests/sim/test_branch.py``): the strategies do nothing
-        before day 0 (``start_day`` >= 0) and the warm-up pools reviews over arms
-        (``catalog.shared_reviews``); a world where either fails cannot branch. This world is
-        left as it was: branch it again for another replicate.
+        world run straight through (``tests/sim/test_branch.py``); a world that
+        :meth:`why_not_branch` names a reason for cannot branch. ``events``: record the event
+        log or not (default: as this world; the log holds no warm-up events). This world is
+        left as it was, to branch again, but cannot run on itself (its state is in the copy).
         """
         if self.env.now != 0 or self._procs is None or self._pending is not None:
             raise RuntimeError("branch() needs a world warmed up to day 0 (warm_up())")
         if self.strategies:
             raise RuntimeError("branch() needs a warmed store without strategies")
-        if len(arm_names) > 1 and not self.scenario.catalog.shared_reviews:
-            raise ValueError("branch() needs catalog.shared_reviews with more than one arm")
-        early = [s.name for s in strategies if getattr(getattr(s, "config", None), "start_day",
-                                                       0) < 0]  # fmt: skip
-        if early:
-            raise ValueError(f"branch() needs strategies that start on day >= 0: {early}")
+        why = self.why_not_branch(self.scenario, strategies, arm_names)
+        if why is not None:
+            raise ValueError(why)
         if self._day0 is None:  # the store at day 0 as bytes, once: every branch loads a copy
             pending = self._pending_events()
-            env, procs, self.env, self._procs = self.env, self._procs, None, None
-            try:
+            kept = {k: getattr(self, k) for k in ("env", "_procs", "_progress")}
+            try:  # not copied: the SimPy processes and the caller's progress callback
+                for k in kept:
+                    setattr(self, k, None)
                 self._day0 = pickle.dumps((self, pending), protocol=pickle.HIGHEST_PROTOCOL)
             finally:
-                self.env, self._procs = env, procs
+                for k, v in kept.items():
+                    setattr(self, k, v)
+            self.release()  # from now on a store to branch from only: the bytes hold its state
         new, pending = pickle.loads(self._day0)
         new.seed = int(seed)
         new._stream_keys = {}  # every keyed stream of the window from the new seed
         new.funnel.key = new.keyed("funnel")
         new.env = simpy.Environment(initial_time=0)
         new._pending = pending
+        if events is not None:
+            new.log = EventLog(events)  # the log keeps times >= 0 only: nothing of the warm-up
         new.arm_names = list(arm_names)
         new.pop.arm[:] = 0 if arm is None else arm
         new.review_group = np.zeros(len(new.arm_names), np.int64)
@@ -1222,6 +1244,8 @@ class World:
         ``lean``: only ``users`` (the other tables None), for a replicate that reads nothing
         else.
         """
+        if self._day0 is not None:
+            raise RuntimeError("a store that has branched cannot run on: run its branches")
         self._progress = progress
         self._start()
         self.env.run(until=self.scenario.days)

@@ -33,8 +33,9 @@ def paired_lift(scenario: Scenario, seed: int, strategy: Mapping, column: str = 
     With w and o each user's value with and without, lift = sum(w) / sum(o) - 1 and, users being
     independent, se = sqrt(N var(w - R o)) / sum(o) with R = sum(w) / sum(o) (delta method).
     """
-    o = worlds.plain(scenario, seed).users[column].to_numpy(float)
-    w = worlds.treated(scenario, seed, strategy).users[column].to_numpy(float)
+    store = worlds.warm(scenario, seed)  # both worlds branch from one warm-up (the same tables)
+    o = worlds.plain(scenario, seed, store=store).users[column].to_numpy(float)
+    w = worlds.treated(scenario, seed, strategy, store=store).users[column].to_numpy(float)
     ratio = w.sum() / o.sum()
     se = math.sqrt(len(o) * np.var(w - ratio * o, ddof=1)) / o.sum()
     return Lift(float(o.sum()), float(w.sum()), float(ratio - 1), se)

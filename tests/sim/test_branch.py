@@ -42,11 +42,11 @@ def test_a_branch_on_the_worlds_own_seed_is_the_world_run_straight_through(names
     sc, seed = scenario(*SMALL, *extra), 5
     arm = assign_arms(sc.population.size, 0.5, "t", seed)
     straight = World(sc, seed, hooks(*names), arm=arm, arm_names=AB_ARMS, events=events).run()
-    warm = World(sc, seed, events=events).warm_up()
+    warm = World(sc, seed, events=False).warm_up()  # the log holds no warm-up events
     pending = warm._pending_events()
     if extra:  # the copy must carry visits filed for later days, in their order
         assert sum(kind == "later" for kind, *_ in pending) > 100
-    branched = warm.branch(seed, hooks(*names), arm, AB_ARMS).run()
+    branched = warm.branch(seed, hooks(*names), arm, AB_ARMS, events=events).run()
     assert_same(straight, branched)
     assert (straight.orders["time"] >= 0).sum() > 40  # a window worth comparing (about 60)
 
@@ -92,6 +92,9 @@ def test_a_world_that_cannot_branch_says_why():
         per_arm.branch(6, (), np.zeros(sc.population.size, np.int8), AB_ARMS)
     with pytest.raises(RuntimeError, match="already run"):
         warm.warm_up()
+    warm.branch(6)
+    with pytest.raises(RuntimeError, match="cannot run on"):  # its state went into the copy
+        warm.run()
 
 
 def test_a_lean_run_has_the_per_user_table_of_a_full_one():
