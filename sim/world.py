@@ -1191,7 +1191,9 @@ class World:
             finally:
                 for k, v in kept.items():
                     setattr(self, k, v)
-            self.release()  # from now on a store to branch from only: the bytes hold its state
+            # from now on a store to branch from only: the bytes hold its state
+            keep = ("scenario", "seed", "env", "_procs", "_pending", "_day0", "strategies")
+            self.__dict__ = {k: v for k, v in self.__dict__.items() if k in keep}
         new, pending = pickle.loads(self._day0)
         new.seed = int(seed)
         new._stream_keys = {}  # every keyed stream of the window from the new seed
