@@ -133,7 +133,9 @@ def run_once(design: Design, seed: int, events: bool = False, progress=None,
         raise ValueError("a shared store's replicates have no truth worlds (truth=False)")
     store = design.store
     if design.truth and worlds.sharable(design.scenario, design.strategy, worlds.AB_ARMS):
-        store = worlds.warm(design.scenario, seed, progress)  # the bar's warm-up days
+        target = design.target  # its truth as of a deadline: two more worlds
+        later = target is not None and target.segment is None and deadline_day(design) is not None
+        store = worlds.warm(design.scenario, seed, progress, 3 + 2 * later)  # the bar's warm-up
     results = worlds.ab_world(design.scenario, seed, design.strategy, design.split,
                               design.salt, events, progress, store,
                               lean and deadline_day(design) is None)  # fmt: skip

@@ -167,7 +167,7 @@ class SequentialReplicate:
         d = self.design
         store = None  # with the truth: three worlds of one seed, branched from one warm-up
         if d.truth and worlds.sharable(d.scenario, d.strategy, worlds.AB_ARMS):
-            store = worlds.warm(d.scenario, seed)
+            store = worlds.warm(d.scenario, seed, branches=3)
         results = worlds.ab_world(d.scenario, seed, d.strategy, d.split, d.salt, store=store)
         result = d.analysis.run(results.users)
         horizon = result.table.assign(kind="horizon", se=[

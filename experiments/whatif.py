@@ -30,7 +30,7 @@ class WhatIf:
 
     def __call__(self, index: int, seed: int) -> pd.DataFrame:
         """KPI side by side for one population (both worlds branch from one warm-up)."""
-        store = worlds.warm(self.scenario, seed)
+        store = worlds.warm(self.scenario, seed, branches=2)
         without = worlds.plain(self.scenario, seed, store=store)
         with_ = worlds.treated(self.scenario, seed, self.strategy, store=store)
         return worlds.side_by_side(without, with_)

@@ -61,15 +61,19 @@ def background(strategy: Mapping) -> dict:
     return {k: v for k, v in strategy.items() if "control" in (dict(v).get("arms") or [])}
 
 
-def warm(scenario: Scenario, seed: int, progress=None) -> World:
+def warm(scenario: Scenario, seed: int, progress=None, branches: int | None = None) -> World:
     """The plain store of ``seed`` warmed up to day 0, for the worlds of that seed to branch from.
 
     Worlds of one seed (with and without a strategy, an A/B split and its truth) have the same
     warm-up, bit for bit: strategies do nothing before day 0. Warming it once and branching each
     world from it (``store=`` of :func:`plain`, :func:`treated`, :func:`ab_world`) gives the same
     tables as running each straight through, without simulating the warm-up again.
+    ``branches``: how many worlds will branch from it; the last frees the store's copy (at 1M
+    agents about 300 MB), so the last world does not run beside it.
     """
-    return World(scenario, seed, events=False).warm_up(progress)
+    world = World(scenario, seed, events=False).warm_up(progress)
+    world.branches = branches
+    return world
 
 
 def sharable(scenario: Scenario, strategy: Mapping, arm_names: Sequence[str]) -> bool:

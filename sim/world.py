@@ -192,6 +192,8 @@ class World:
         self._progress: Callable[[int], None] | None = None
         self._pending: list[tuple] | None = None  # a branch's pending events (branch())
         self._day0: bytes | None = None  # a warmed world's pickled copy (branch())
+        # branches this store will still give (None: any); the last one frees its bytes
+        self.branches: int | None = None
         self._schedule_first_visits()
         draw_history(self)  # a past of orders; reschedules its customers' first visits
         # Aware prospects forget the store at a constant hazard (memoryless: one draw from now)
@@ -1172,12 +1174,15 @@ class World:
         world run straight through (``tests/sim/test_branch.py``); a world that
         :meth:`why_not_branch` names a reason for cannot branch. ``events``: record the event
         log or not (default: as this world; the log holds no warm-up events). This world is
-        left as it was, to branch again, but cannot run on itself (its state is in the copy).
+        left as it was, to branch again, but cannot run on itself (its state is in the copy);
+        with ``branches`` set, the last of them frees the copy's bytes.
         """
         if self.env.now != 0 or self._procs is None or self._pending is not None:
             raise RuntimeError("branch() needs a world warmed up to day 0 (warm_up())")
         if self.strategies:
             raise RuntimeError("branch() needs a warmed store without strategies")
+        if self.branches == 0:
+            raise RuntimeError("this store's branches are used up (branches=)")
         why = self.why_not_branch(self.scenario, strategies, arm_names)
         if why is not None:
             raise ValueError(why)
@@ -1192,9 +1197,14 @@ class World:
                 for k, v in kept.items():
                     setattr(self, k, v)
             # from now on a store to branch from only: the bytes hold its state
-            keep = ("scenario", "seed", "env", "_procs", "_pending", "_day0", "strategies")
+            keep = ("scenario", "seed", "env", "_procs", "_pending", "_day0", "strategies",
+                    "branches")  # fmt: skip
             self.__dict__ = {k: v for k, v in self.__dict__.items() if k in keep}
         new, pending = pickle.loads(self._day0)
+        if self.branches is not None:
+            self.branches -= 1
+            if self.branches == 0:  # the last branch: the bytes go with it
+                self._day0 = None
         new.seed = int(seed)
         new._stream_keys = {}  # every keyed stream of the window from the new seed
         new.funnel.key = new.keyed("funnel")

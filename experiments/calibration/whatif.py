@@ -33,7 +33,7 @@ def paired_lift(scenario: Scenario, seed: int, strategy: Mapping, column: str = 
     With w and o each user's value with and without, lift = sum(w) / sum(o) - 1 and, users being
     independent, se = sqrt(N var(w - R o)) / sum(o) with R = sum(w) / sum(o) (delta method).
     """
-    store = worlds.warm(scenario, seed)  # both worlds branch from one warm-up (the same tables)
+    store = worlds.warm(scenario, seed, branches=2)  # both worlds branch from one warm-up
     o = worlds.plain(scenario, seed, store=store).users[column].to_numpy(float)
     w = worlds.treated(scenario, seed, strategy, store=store).users[column].to_numpy(float)
     ratio = w.sum() / o.sum()

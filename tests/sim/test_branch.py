@@ -55,9 +55,14 @@ def test_a_branch_on_another_seed_keeps_the_past_and_draws_its_own_window():
     sc = scenario(*SMALL)
     warm = World(sc, 5, events=False).warm_up()
     arm = assign_arms(sc.population.size, 0.5, "t", 6)
+    warm.branches = 3  # the last of three frees the store's bytes
     one = warm.branch(6, hooks("bundles"), arm, AB_ARMS).run()
     again = warm.branch(6, hooks("bundles"), arm, AB_ARMS).run()
+    assert warm._day0 is not None
     other = warm.branch(7, hooks("bundles"), arm, AB_ARMS).run()
+    assert warm._day0 is None
+    with pytest.raises(RuntimeError, match="used up"):
+        warm.branch(8)
     straight = World(sc, 5, events=False).run()
     assert_same(one, again)  # branching leaves the warmed store as it was
     assert one.seed == 6
