@@ -145,8 +145,11 @@ def run_once(design: Design, seed: int, events: bool = False, progress=None,
     if design.target is not None:
         day = deadline_day(design)
         frame = results.users if day is None else users_as_of(results, day)
+        # the data runs to the cut (or the horizon), whether or not anyone came first that day
+        end = design.scenario.start + dt.timedelta(
+            days=design.scenario.days - 1 if day is None else day)  # fmt: skip
         ns = SimpleNamespace(start_date=design.scenario.start_date, day_col="first_exposure_day",
-                             segment_col="segment")  # fmt: skip
+                             segment_col="segment", data_end=end)  # fmt: skip
         smart = judge_target(ns, design.analysis, design.target, frame,
                              _target_truth(design, seed, metric_truth, day, store))  # fmt: skip
     return Outcome(results, result, smart, kpi_truth, metric_truth)

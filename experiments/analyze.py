@@ -211,9 +211,11 @@ def judge_target(cfg: Any, analysis: an.Analysis, target: SmartTarget, frame,
 
     The verdict reads the metric's decision test (CUPED where it has a covariate). ``true_lift``
     (on the target's scale), where the caller knows it, is the lift ``p_met`` and
-    ``achievable`` assume; otherwise the estimate stands in.
+    ``achievable`` assume; otherwise the estimate stands in. ``cfg.data_end`` (optional): the
+    last day the data covers (:func:`experiments.stats.targets.target_rows`).
     """
-    keep = target_rows(frame, target, cfg.start_date, cfg.day_col, cfg.segment_col)
+    keep = target_rows(frame, target, cfg.start_date, cfg.day_col, cfg.segment_col,
+                       getattr(cfg, "data_end", None))  # fmt: skip
     single = analysis.only(target.metric, key="target.metric")
     two_sided = dataclasses.replace(single.metrics[0], alternative="two-sided", ni_margin=None)
     result = dataclasses.replace(single, metrics=(two_sided,)).run(frame, keep)

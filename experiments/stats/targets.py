@@ -113,8 +113,14 @@ def parse_date(value, key: str) -> dt.date:
         raise ConfigError(key, "a date written YYYY-MM-DD", value) from None
 
 
-def target_rows(frame: pd.DataFrame, target: SmartTarget, start_date, day_col, segment_col):
-    """Boolean mask of the rows a target is judged on (segment, exposed by the deadline)."""
+def target_rows(frame: pd.DataFrame, target: SmartTarget, start_date, day_col, segment_col,
+                data_end: dt.date | None = None):  # fmt: skip
+    """Boolean mask of the rows a target is judged on (segment, exposed by the deadline).
+
+    ``data_end``: the last day the data covers, where the caller knows it (a simulated
+    horizon, or a table cut at a day); else the day column's last value stands for it. A
+    deadline after it is an error.
+    """
     keep = np.ones(len(frame), dtype=bool)
     if target.segment is not None:
         segments = frame[_column(frame, segment_col, "segment_col")].astype(str)
@@ -123,7 +129,7 @@ def target_rows(frame: pd.DataFrame, target: SmartTarget, start_date, day_col, s
             raise ConfigError("target.segment", allowed, target.segment)
         keep &= (segments == target.segment).to_numpy()
     if target.deadline is not None:
-        keep &= _before_deadline(frame, target.deadline, start_date, day_col)
+        keep &= _before_deadline(frame, target.deadline, start_date, day_col, data_end)
     return keep
 
 
@@ -135,13 +141,16 @@ def _column(frame: pd.DataFrame, column: str, key: str) -> str:
     return column
 
 
-def _before_deadline(frame, deadline: dt.date, start_date, day_col: str) -> np.ndarray:
+def _before_deadline(frame, deadline: dt.date, start_date, day_col: str,
+                     data_end: dt.date | None = None) -> np.ndarray:  # fmt: skip
     if start_date is None:
         raise ConfigError("start_date", "a date (YYYY-MM-DD) when the target has a deadline")
     start = parse_date(start_date, "start_date")
     days = frame[_column(frame, day_col, "day_col")].to_numpy(dtype=float)
     finite = days[np.isfinite(days)]  # never-exposed users may have NaN or inf
-    last = start + dt.timedelta(days=int(finite.max()) if finite.size else 0)
+    last = data_end  # else the last first exposure (a day with none would cut the data short)
+    if last is None:
+        last = start + dt.timedelta(days=int(finite.max()) if finite.size else 0)
     if not start <= deadline <= last:
         allowed = f"a date within the data, {start.isoformat()} to {last.isoformat()}"
         raise ConfigError("target.deadline", allowed, deadline.isoformat())

@@ -177,6 +177,23 @@ def test_replicates_of_one_shared_store_are_honest_and_the_same_on_every_backend
         assert rejected[metric] < 0.05 + 3.5 * np.sqrt(0.05 * 0.95 / R), rejected
 
 
+def test_a_deadline_target_is_judged_in_a_small_store(tmp_path):
+    """Each replicate is cut at the deadline; a day on which nobody came for the first time is
+    still data (this command stopped with "target.deadline: must be a date within the data")."""
+    import math
+
+    from experiments.power_sim import run
+    from experiments.run import _design
+
+    register()
+    cfg = compose_config("config", ["experiment=power_sim", "strategy=[bundles]",
+                                    "target=q1_sales", "scenario.days=120", "replicates=4",
+                                    "experiment.sizes=[2000]", "progress=false"])  # fmt: skip
+    table = run(cfg, _design(cfg, scenario_of(cfg)), [2000], tmp_path)
+    judged = table.dropna(subset=["p_target_met"])
+    assert len(judged) == 1 and math.isfinite(judged["predicted_p_met"].iloc[0]), judged
+
+
 SHOWN = {"name": "social_proof", "arms": ["control", "treatment"], "review_request_lift": 1.0,
          "cost_per_request": 0.0}  # the store shows reviews to everyone  # fmt: skip
 ASKED = {"name": "social_proof", "arms": ["treatment"], "lift_at_5_reviews": 0.0,

@@ -139,6 +139,20 @@ def test_deadline_past_the_horizon_is_an_error():
         target_rows(frame(), target, "2026-01-01", "first_exposure_day", "segment")
 
 
+def test_a_known_end_of_the_data_stands_for_the_last_first_exposure():
+    """A table cut at a day in which nobody came for the first time still covers that day."""
+    target = SmartTarget("x", 0.1, deadline=dt.date(2026, 3, 31))  # day 89
+    cut = frame().iloc[:3]  # the last first exposure is day 40
+    with pytest.raises(ConfigError, match="target.deadline"):
+        target_rows(cut, target, "2026-01-01", "first_exposure_day", "segment")
+    keep = target_rows(cut, target, "2026-01-01", "first_exposure_day", "segment",
+                       data_end=dt.date(2026, 3, 31))  # fmt: skip
+    assert keep.tolist() == [True, True, True]
+    with pytest.raises(ConfigError, match="2026-01-01 to 2026-03-30"):  # one day short: an error
+        target_rows(cut, target, "2026-01-01", "first_exposure_day", "segment",
+                    data_end=dt.date(2026, 3, 30))  # fmt: skip
+
+
 def test_unknown_segment_and_missing_start_date_are_errors():
     with pytest.raises(ConfigError, match="target.segment: must be a segment in the data: a, b"):
         target_rows(frame(), SmartTarget("x", 0.1, segment="z"), None, "d", "segment")
