@@ -133,8 +133,7 @@ def run_once(design: Design, seed: int, events: bool = False, progress=None,
         raise ValueError("a shared store's replicates have no truth worlds (truth=False)")
     store = design.store
     if design.truth and worlds.sharable(design.scenario, design.strategy, worlds.AB_ARMS):
-        target = design.target  # its truth as of a deadline: two more worlds
-        later = target is not None and target.segment is None and deadline_day(design) is not None
+        later = _truth_at_deadline(design)  # two more worlds
         store = worlds.warm(design.scenario, seed, progress, 3 + 2 * later)  # the bar's warm-up
     results = worlds.ab_world(design.scenario, seed, design.strategy, design.split,
                               design.salt, events, progress, store,
@@ -168,6 +167,13 @@ def deadline_day(design: Design) -> int | None:
     return day if day < scenario.days - 1 else None
 
 
+def _truth_at_deadline(design: Design) -> bool:
+    """Whether the target's truth is cut at a deadline before the horizon (two more worlds)."""
+    target = design.target
+    return (design.truth and target is not None and target.segment is None
+            and deadline_day(design) is not None)  # fmt: skip
+
+
 def _target_truth(design: Design, seed: int, metric_truth, day: int | None,
                   store=None) -> float | None:  # fmt: skip
     """The target metric's true lift on its own scale, where the run knows it.
@@ -178,7 +184,7 @@ def _target_truth(design: Design, seed: int, metric_truth, day: int | None,
     target = design.target
     if metric_truth is None or target.segment is not None:
         return None
-    if day is not None:
+    if _truth_at_deadline(design):
         row = truth_as_of(design, seed, [day], [target.metric], store).iloc[0]
         a, b = row["none_treated"], row["all_treated"]
         return float(b / a - 1 if target.lift_kind == "relative" else b - a) if a else None

@@ -172,20 +172,11 @@ def validate_run(cfg: DictConfig) -> None:
             raise ConfigError("experiment.sizes", "a non-empty list of population sizes")
         for i, size in enumerate(cfg.experiment.sizes):
             check_number(size, f"experiment.sizes[{i}]", gt=0, integer=True)
-        if cfg.experiment.shared_store:
-            _check_shared_store(cfg, scenario)
-
-
-def _check_shared_store(cfg, scenario: Scenario) -> None:
-    """A store warmed once can branch into A/B worlds (:meth:`sim.world.World.branch`)."""
-    key, why = "experiment.shared_store", None
-    if not scenario.catalog.shared_reviews:
-        why = "catalog.shared_reviews is false (each arm's reviews would start in the warm-up)"
-    early = [k for k, v in cfg.strategy.items() if (dict(v).get("start_day") or 0) < 0]
-    if early:
-        why = f"strategy {early[0]} starts before day 0 (it would act in the warm-up)"
-    if why is not None:
-        raise ConfigError(key, f"false when {why}", True)
+        # a store warmed once must branch into the A/B worlds (sim.world.World.branch)
+        why = cfg.experiment.shared_store and worlds.why_not_shared(
+            scenario, cfg.strategy, worlds.AB_ARMS)  # fmt: skip
+        if why:
+            raise ConfigError("experiment.shared_store", f"false when {why}", True)
 
 
 def load_scenario(overrides: list[str] | None = None) -> Scenario:

@@ -76,10 +76,15 @@ def warm(scenario: Scenario, seed: int, progress=None, branches: int | None = No
     return world
 
 
+def why_not_shared(scenario: Scenario, strategy: Mapping, arm_names: Sequence[str]) -> str | None:
+    """Why a world of these strategies and arms cannot branch from the plain store, or None."""
+    hooks = build_strategies(specs(strategy, list(arm_names)), list(arm_names))
+    return World.why_not_branch(scenario, hooks, arm_names)
+
+
 def sharable(scenario: Scenario, strategy: Mapping, arm_names: Sequence[str]) -> bool:
     """Whether a world of these strategies and arms can branch from the plain store."""
-    hooks = build_strategies(specs(strategy, list(arm_names)), list(arm_names))
-    return World.why_not_branch(scenario, hooks, arm_names) is None
+    return why_not_shared(scenario, strategy, arm_names) is None
 
 
 def _build(scenario, seed, hooks, arm, arm_names, events, store) -> World:

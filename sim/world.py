@@ -1151,11 +1151,12 @@ class World:
         (``catalog.shared_reviews``).
         """
         if len(arm_names) > 1 and not scenario.catalog.shared_reviews:
-            return "branch() needs catalog.shared_reviews with more than one arm"
+            return "catalog.shared_reviews is false (each arm's reviews would start in the warm-up)"
         early = [s.name for s in strategies if getattr(getattr(s, "config", None), "start_day",
                                                        0) < 0]  # fmt: skip
         if early:
-            return f"branch() needs strategies that start on day >= 0: {early}"
+            return (f"strategy {early[0]} starts before day 0 (it would act in the warm-up; a "
+                    "branch needs strategies that start on day >= 0)")  # fmt: skip
         return None
 
     def branch(
@@ -1185,7 +1186,7 @@ class World:
             raise RuntimeError("this store's branches are used up (branches=)")
         why = self.why_not_branch(self.scenario, strategies, arm_names)
         if why is not None:
-            raise ValueError(why)
+            raise ValueError(f"branch(): {why}")
         if self._day0 is None:  # the store at day 0 as bytes, once: every branch loads a copy
             pending = self._pending_events()
             kept = {k: getattr(self, k) for k in ("env", "_procs", "_progress")}

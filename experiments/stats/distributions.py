@@ -15,11 +15,6 @@ import numpy as np
 from scipy import special
 
 
-def _out(x):
-    """A 0-d result as a numpy scalar, as scipy.stats returns it."""
-    return x[()] if isinstance(x, np.ndarray) else x
-
-
 def norm_sf(x):
     """``scipy.stats.norm.sf(x)``."""
     return special.ndtr(-np.asarray(x, dtype=float))[()]
@@ -43,17 +38,17 @@ def norm_isf(q):
 def t_sf(x, df):
     """``scipy.stats.t.sf(x, df)``: NaN where ``df`` is not positive."""
     df = np.asarray(df, dtype=float)
-    return _out(np.where(df > 0, special.stdtr(df, -np.asarray(x, dtype=float)), np.nan))
+    return np.where(df > 0, special.stdtr(df, -np.asarray(x, dtype=float)), np.nan)[()]
 
 
 def t_cdf(x, df):
     """``scipy.stats.t.cdf(x, df)``."""
     df = np.asarray(df, dtype=float)
-    return _out(np.where(df > 0, special.stdtr(df, np.asarray(x, dtype=float)), np.nan))
+    return np.where(df > 0, special.stdtr(df, np.asarray(x, dtype=float)), np.nan)[()]
 
 
 def t_ppf(q, df):
     """``scipy.stats.t.ppf(q, df)`` (the ends of the support at 0 and 1, as scipy.stats)."""
     df, q = np.asarray(df, dtype=float), np.asarray(q, dtype=float)
     x = np.where(q == 0, -np.inf, np.where(q == 1, np.inf, special.stdtrit(df, q) + 0.0))
-    return _out(np.where(df > 0, x, np.nan))
+    return np.where(df > 0, x, np.nan)[()]  # [()]: a 0-d result as a numpy scalar
