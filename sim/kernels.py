@@ -8,6 +8,10 @@ table, the same indices (a test pins them) at O(1) a key instead of O(log n).
 
 from __future__ import annotations
 
+import importlib
+import os
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -79,3 +83,58 @@ class CumulativeSearch:
         """The index of each key, as ``np.searchsorted(cum, keys, side="right")``."""
         keys = np.ascontiguousarray(keys, dtype=np.float64)
         return _guided(self.cum, self.thresholds, self.guide, self.step, keys)
+
+
+# The engine's kernels called from Python (kernels they call are compiled into them)
+ENGINE_KERNELS = {
+    "sim.rng": ("_uniform_flat", "_uniform_scalar_k"),
+    "sim.kernels": ("_add_values", "_add_one", "_guided"),
+    "sim.history": ("_history", "leave_times"),
+    "sim.funnel": ("_view_slots",),
+}
+_preloading: list[threading.Thread] = []
+
+
+def load_cached(kernels: dict[str, tuple[str, ...]] = ENGINE_KERNELS) -> int:
+    """Load the compiled versions of ``kernels`` that numba's on-disk cache holds; how many.
+
+    Only what the cache holds for this code and machine (nothing is compiled here): the
+    signatures its index lists. A kernel first called with a new signature compiles as before.
+    """
+    loaded = 0
+    for module, names in kernels.items():
+        for name in names:
+            fn = getattr(importlib.import_module(module), name)
+            index = fn._cache._cache_file._load_index()  # {(signature, machine, code): file}
+            codegen = fn.targetctx.codegen()
+            for key in list(index):
+                signature = tuple(key[0])
+                if signature in fn.overloads or fn._cache._index_key(signature, codegen) != key:
+                    continue  # loaded already, or compiled for another machine or code
+                fn.compile(signature)  # a cache hit: loaded, not compiled
+                loaded += 1
+    return loaded
+
+
+def preload() -> None:
+    """Start :func:`load_cached` in a thread, once per process.
+
+    A process's first call of a compiled kernel initialises numba and loads its code from the
+    cache (about 0.2 s, then 10-50 ms a kernel); started before a world draws its population,
+    the loading runs beside the population's random draws (numpy's draws release the GIL).
+    A fork waits for it (numba's compiler lock must not be held across a fork), and so does
+    the interpreter's exit (the thread is not a daemon: it is not stopped inside numba).
+    """
+    if _preloading:
+        return
+    thread = threading.Thread(target=_load_quietly, name="numba-preload")
+    _preloading.append(thread)
+    os.register_at_fork(before=thread.join)
+    thread.start()
+
+
+def _load_quietly() -> None:
+    try:
+        load_cached()
+    except Exception:  # noqa: BLE001 (numba's cache internals may change: the kernels then load
+        pass  # on their first call, as without the preload)

@@ -74,6 +74,21 @@ def build_population(scenario: Scenario, seed: int) -> Population:
     pop = scenario.population
     n = pop.size
     ids = np.arange(n, dtype=np.uint64)
+    g = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed & (2**63 - 1), 7])))
+    # Gamma heterogeneity (mean 1) and Dirichlet tastes: whole-array draws from one generator are
+    # fine here because traits are drawn once, before any agent acts. Drawn first: numpy's draws
+    # release the GIL, so the compiled kernels load beside them (sim.kernels.preload).
+    shape = pop.visit_rate_shape
+    heterogeneity = g.gamma(shape, 1.0 / shape, n)
+    affinity = g.standard_gamma(
+        pop.affinity_concentration, (n, scenario.catalog.n_categories), dtype=np.float32
+    )
+    affinity /= affinity.sum(axis=1, keepdims=True)
+    sensitivity = g.gamma(4.0, 0.25, n)
+    responsiveness = 0.5 * g.standard_gamma(2.0, (n, len(STRATEGY_NAMES)), dtype=np.float32)
+    engagement = g.gamma(3.0, 1 / 3.0, n)
+    k = pop.cart_propensity_shape  # drawn last: every earlier trait stays as it was
+    own_propensity = g.gamma(k, 1.0 / k, n) if k > 0 else None
     key = rng.stream_key(seed, "population")
     names = tuple(pop.segments)
     segs = [pop.segments[s] for s in names]
@@ -86,22 +101,11 @@ def build_population(scenario: Scenario, seed: int) -> Population:
     def trait(attr: str) -> np.ndarray:
         return np.array([getattr(s, attr) for s in segs])[segment]
 
-    g = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed & (2**63 - 1), 7])))
-    # Gamma heterogeneity (mean 1) and Dirichlet tastes: whole-array draws from one generator are
-    # fine here because traits are drawn once, before any agent acts.
-    shape = pop.visit_rate_shape
-    heterogeneity = g.gamma(shape, 1.0 / shape, n)
-    affinity = g.standard_gamma(
-        pop.affinity_concentration, (n, scenario.catalog.n_categories), dtype=np.float32
-    )
-    affinity /= affinity.sum(axis=1, keepdims=True)
-    sensitivity = trait("price_sensitivity") * g.gamma(4.0, 0.25, n)
-    responsiveness = 0.5 * g.standard_gamma(2.0, (n, len(STRATEGY_NAMES)), dtype=np.float32)
-    engagement = trait("email_engagement") * g.gamma(3.0, 1 / 3.0, n)
+    sensitivity = trait("price_sensitivity") * sensitivity
+    engagement = trait("email_engagement") * engagement
     propensity = trait("cart_propensity")
-    if pop.cart_propensity_shape > 0:  # drawn last: every earlier trait stays as it was
-        k = pop.cart_propensity_shape
-        propensity = propensity * g.gamma(k, 1.0 / k, n)
+    if own_propensity is not None:
+        propensity = propensity * own_propensity
     u = lambda k: rng.uniform(key, ids, k)  # noqa: E731
     enter_at = entry_times(scenario, key, ids)
     aware = (u(1) < pop.initially_aware) & ~np.isfinite(enter_at)  # newcomers start unaware

@@ -41,7 +41,7 @@ from sim.eventlog import EventLog, Table
 from sim.funnel import Funnel, carts_of, occurrence
 from sim.history import draw_history, forget_rate, leave_times
 from sim.hooks import Basket, Carts, Hooks, Ledger, Messages
-from sim.kernels import CumulativeSearch, add_at
+from sim.kernels import CumulativeSearch, add_at, preload
 from sim.population import NEVER, build_population
 from sim.tables import MESSAGE_CODE
 
@@ -138,6 +138,7 @@ class World:
         self.budget_multipliers = dict(budget_multipliers or {})
         self.arm_names = list(arm_names)
         self.env = simpy.Environment(initial_time=-scenario.warmup_days)
+        preload()  # the compiled kernels load beside the population's draws
         self.pop = build_population(scenario, self.seed)
         if arm is not None:
             self.pop.arm[:] = arm

@@ -98,3 +98,43 @@ def test_guided_cumulative_search_is_np_searchsorted():
             [0.0, cum[-1], np.nextafter(cum[-1], np.inf), 2 * cum[-1] + 1],
         ])  # fmt: skip
         assert np.array_equal(search(keys), np.searchsorted(cum, keys, side="right")), size
+
+
+PRELOAD_PROBE = """
+import json
+from sim.kernels import ENGINE_KERNELS, load_cached
+{before}
+loaded = load_cached()
+fns = {{n: getattr(__import__(m, fromlist=[n]), n) for m, names in ENGINE_KERNELS.items()
+       for n in names}}
+print(json.dumps({{"loaded": loaded, "overloads": {{n: len(f.overloads) for n, f in fns.items()}},
+                  "hits": sum(sum(f.stats.cache_hits.values()) for f in fns.values()),
+                  "misses": sum(sum(f.stats.cache_misses.values()) for f in fns.values())}}))
+"""
+
+
+def test_preload_loads_the_engines_kernels_from_the_cache_and_compiles_nothing():
+    """sim.kernels.preload's work, in fresh processes: the first fills numba's cache (a small
+    world calls every kernel of ENGINE_KERNELS, as the engine does), the second loads it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    world = (
+        "from sim_helpers import scenario\nfrom sim.world import World\n"
+        "World(scenario('scenario.population.size=2000', 'scenario.days=10'), 3).run()"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def probe(code: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    subprocess.run([sys.executable, "-c", world], env=env, check=True, timeout=300)
+    got = probe(PRELOAD_PROBE.format(before=""))
+    assert got["misses"] == 0  # nothing compiled: every signature came from the cache
+    assert got["loaded"] == got["hits"] == sum(got["overloads"].values())
+    assert min(got["overloads"].values()) >= 1, got["overloads"]  # every kernel is loaded
+    assert probe(PRELOAD_PROBE.format(before="load_cached()"))["loaded"] == 0  # once only
