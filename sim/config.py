@@ -51,7 +51,8 @@ class PopulationConfig:
     ad_click_activity: float = 0.0
     # Gamma shape of each agent's own multiplier (mean 1) on its segment's cart_propensity; 0: none
     cart_propensity_shape: float = 0.0
-    # Share of the agents who enter the market later (sim.population.entry_times); 0: none
+    # Share of the agents who enter the market later, over the default span (as many a day over
+    # any other: sim.population.entry_times); 0: none
     newcomers: float = 0.0
 
 
@@ -442,6 +443,15 @@ def validate(scenario: Scenario, prefix: str = "scenario") -> Scenario:
         raise ConfigError(f"{prefix}.returns.rate_by_category",
                           f"a list of {n_cat} return rates (one per catalog category)",
                           len(scenario.returns.rate_by_category))  # fmt: skip
+    from sim.population import newcomer_share
+
+    newcomers = scenario.population.newcomers
+    if newcomers > 0 and newcomer_share(scenario) >= 1:  # as many a day as the default span holds
+        top = newcomers / newcomer_share(scenario)
+        raise ConfigError(f"{prefix}.population.newcomers",
+                          f"below {top:.3f} with this past and warm-up (newcomers enter at the "
+                          "same rate a day whatever the span: a longer one holds fewer)",
+                          newcomers)  # fmt: skip
     ref = scenario.retention.satisfaction_reference
     if not 1 <= ref <= 5:
         raise ConfigError(f"{prefix}.retention.satisfaction_reference", "in [1, 5]", ref)

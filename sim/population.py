@@ -138,6 +138,16 @@ def build_population(scenario: Scenario, seed: int) -> Population:
 
 
 ENTRY_DAYS_AFTER = 730  # newcomers keep arriving for two years after day 0 (a window, a CLV year)
+# The entry span of the default store: its three-year past (history.days 1095), 90-day warm-up
+# and ENTRY_DAYS_AFTER. population.newcomers is the newcomers' share over it; over another span
+# (another past or warm-up) the share scales with the span, so as many enter a day.
+REFERENCE_SPAN = 1095 + 90 + ENTRY_DAYS_AFTER
+
+
+def newcomer_share(scenario: Scenario) -> float:
+    """The share of agents who enter later: ``population.newcomers`` x span / REFERENCE_SPAN."""
+    start = -float(scenario.warmup_days + scenario.history.days)
+    return scenario.population.newcomers * ((ENTRY_DAYS_AFTER - start) / REFERENCE_SPAN)
 
 
 def entry_times(scenario: Scenario, key, ids: np.ndarray) -> np.ndarray:
@@ -145,20 +155,21 @@ def entry_times(scenario: Scenario, key, ids: np.ndarray) -> np.ndarray:
 
     Customers leave the market for good (``retention.leave_per_year``); without anyone coming in
     their place the people who would buy are used up and the store's orders fall quarter after
-    quarter. A share ``population.newcomers`` of the agents are people who enter later, at
-    times uniform from the start of the drawn past to ``ENTRY_DAYS_AFTER`` days after day 0
-    (a span that does not depend on ``scenario.days``, so a longer run keeps the same past).
+    quarter. Newcomers are people who enter later, at a constant rate from the start of the
+    drawn past to ``ENTRY_DAYS_AFTER`` days after day 0 (an end that does not depend on
+    ``scenario.days``, so a longer run keeps the same past): ``population.newcomers`` of the
+    agents over the default store's span (:data:`REFERENCE_SPAN`), as many a day over any other
+    (:func:`newcomer_share`), so a longer warm-up or past does not thin the window's newcomers.
     Before it a newcomer is outside the market: unaware, no discovery; an ad impression on it
     is paid for (it is in the audience) but neither makes it aware nor brings a click.
     Keyed draws (counters 5 and 6 of the population stream): an agent's time depends only on
     the seed and its id.
     """
-    share = scenario.population.newcomers
     out = np.full(len(ids), -np.inf)
-    if share <= 0:
+    if scenario.population.newcomers <= 0:
         return out
     start = -float(scenario.warmup_days + scenario.history.days)
     span = ENTRY_DAYS_AFTER - start
-    new = rng.uniform(key, ids, 5) < share
+    new = rng.uniform(key, ids, 5) < newcomer_share(scenario)
     out[new] = start + span * rng.uniform(key, ids[new], 6)
     return out

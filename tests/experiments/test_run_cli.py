@@ -88,6 +88,7 @@ BAD = [  # override, the key the message must name, words of what is allowed
         ">= 0",
     ),
     ("scenario.funnel.p_cart=1.5", "scenario.funnel.p_cart", ">= 0 and <= 1"),
+    ("scenario.history.days=5000", "scenario.population.newcomers", "below 0.329 with this past"),
     ("scenario.funnel.bounce.email=-0.1", "scenario.funnel.bounce.email", ">= 0 and <= 1"),
     ("scenario.population.sise=10", "scenario.population.sise", "size"),
     ("scenario.population.size=0", "scenario.population.size", "integer > 0"),

@@ -85,3 +85,32 @@ def test_newcomers_enter_later_uniformly_and_nobody_else_moves():
     assert np.array_equal(pop.aware[~new], plain.aware[~new])
     for trait in ("segment", "visit_rate", "price_sensitivity", "cart_propensity", "churn"):
         assert np.array_equal(getattr(plain, trait), getattr(pop, trait)), trait
+
+
+def test_newcomers_enter_as_many_a_day_whatever_the_warm_up_and_past():
+    """``population.newcomers`` is the share over the default span; over another (a longer
+    warm-up, a shorter past) as many enter a day: the share scales with the span.
+
+    Binomial counts: the newcomers a day over each span are within 4 SE of the default's (SE of
+    a rate k / span: sqrt(k) / span). Keyed draws: a longer span's newcomers include the
+    default's (the same uniform under a higher share).
+    """
+    from sim.population import ENTRY_DAYS_AFTER, REFERENCE_SPAN, newcomer_share
+
+    base = scenario(f"scenario.population.size={N}", "scenario.population.newcomers=0.2")
+    assert newcomer_share(base) == 0.2  # the default span is the reference: the share as given
+    assert ENTRY_DAYS_AFTER + base.warmup_days + base.history.days == REFERENCE_SPAN
+    default = np.isfinite(build_population(base, 5).enter_at)
+    rate = default.sum() / REFERENCE_SPAN
+    for overrides in (("scenario.warmup_days=365",), ("scenario.warmup_days=30",),
+                      ("scenario.history.days=365",)):  # fmt: skip
+        sc = scenario(f"scenario.population.size={N}", "scenario.population.newcomers=0.2",
+                      *overrides)  # fmt: skip
+        span = ENTRY_DAYS_AFTER + sc.warmup_days + sc.history.days
+        new = np.isfinite(build_population(sc, 5).enter_at)
+        k = new.sum()
+        assert abs(k / span - rate) < 4 * np.sqrt(k) / span, overrides
+        p = 0.2 * span / REFERENCE_SPAN
+        assert abs(new.mean() - p) < 4 * np.sqrt(p * (1 - p) / N), overrides
+        wider = span > REFERENCE_SPAN
+        assert new[default].all() if wider else default[new].all(), overrides
