@@ -445,12 +445,12 @@ def validate(scenario: Scenario, prefix: str = "scenario") -> Scenario:
                           len(scenario.returns.rate_by_category))  # fmt: skip
     from sim.population import newcomer_share
 
-    newcomers = scenario.population.newcomers
-    if newcomers > 0 and newcomer_share(scenario) >= 1:  # as many a day as the default span holds
-        top = newcomers / newcomer_share(scenario)
+    newcomers, share = scenario.population.newcomers, newcomer_share(scenario)
+    if newcomers > 0 and share >= 1:  # as many a day as the default span holds
+        top = newcomers / share
         raise ConfigError(f"{prefix}.population.newcomers",
-                          f"below {top:.3f} with this past and warm-up (newcomers enter at the "
-                          "same rate a day whatever the span: a longer one holds fewer)",
+                          f"below {top:.3f} with this past and warm-up (as many newcomers enter a "
+                          "day over any span: over this one they would be every agent)",
                           newcomers)  # fmt: skip
     ref = scenario.retention.satisfaction_reference
     if not 1 <= ref <= 5:

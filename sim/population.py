@@ -144,10 +144,15 @@ ENTRY_DAYS_AFTER = 730  # newcomers keep arriving for two years after day 0 (a w
 REFERENCE_SPAN = 1095 + 90 + ENTRY_DAYS_AFTER
 
 
+def entry_span(scenario: Scenario) -> tuple[float, float]:
+    """When newcomers may enter: the start of the drawn past, and the span from it."""
+    start = -float(scenario.warmup_days + scenario.history.days)
+    return start, ENTRY_DAYS_AFTER - start
+
+
 def newcomer_share(scenario: Scenario) -> float:
     """The share of agents who enter later: ``population.newcomers`` x span / REFERENCE_SPAN."""
-    start = -float(scenario.warmup_days + scenario.history.days)
-    return scenario.population.newcomers * ((ENTRY_DAYS_AFTER - start) / REFERENCE_SPAN)
+    return scenario.population.newcomers * (entry_span(scenario)[1] / REFERENCE_SPAN)
 
 
 def entry_times(scenario: Scenario, key, ids: np.ndarray) -> np.ndarray:
@@ -168,8 +173,7 @@ def entry_times(scenario: Scenario, key, ids: np.ndarray) -> np.ndarray:
     out = np.full(len(ids), -np.inf)
     if scenario.population.newcomers <= 0:
         return out
-    start = -float(scenario.warmup_days + scenario.history.days)
-    span = ENTRY_DAYS_AFTER - start
+    start, span = entry_span(scenario)
     new = rng.uniform(key, ids, 5) < newcomer_share(scenario)
     out[new] = start + span * rng.uniform(key, ids[new], 6)
     return out
