@@ -11,7 +11,6 @@ effect on this population, which the A/B interval should cover when arms do not 
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -61,7 +60,7 @@ def target_of(cfg: Any, analysis: Analysis, scenario: Scenario) -> SmartTarget |
     ns = SimpleNamespace(target=cfg.target, start_date=scenario.start_date)
     target = build_target(ns, analysis)
     if target is not None and target.deadline is not None:
-        end = scenario.start + dt.timedelta(days=scenario.days - 1)
+        end = scenario.date_of(scenario.days - 1)
         if not scenario.start <= target.deadline <= end:
             allowed = f"a date within the horizon, {scenario.start} to {end}"
             raise ConfigError("target.deadline", allowed, str(target.deadline))
@@ -145,8 +144,7 @@ def run_once(design: Design, seed: int, events: bool = False, progress=None,
         day = deadline_day(design)
         frame = results.users if day is None else users_as_of(results, day)
         # the data runs to the cut (or the horizon), whether or not anyone came first that day
-        end = design.scenario.start + dt.timedelta(
-            days=design.scenario.days - 1 if day is None else day)  # fmt: skip
+        end = design.scenario.date_of(design.scenario.days - 1 if day is None else day)
         ns = SimpleNamespace(start_date=design.scenario.start_date, day_col="first_exposure_day",
                              segment_col="segment", data_end=end)  # fmt: skip
         smart = judge_target(ns, design.analysis, design.target, frame,

@@ -344,6 +344,10 @@ class Scenario:
         date = dt.date.fromisoformat(date) if isinstance(date, str) else date
         return (date - self.start).days
 
+    def date_of(self, day: int) -> dt.date:
+        """The calendar date of a day number (the inverse of :meth:`day_of`)."""
+        return self.start + dt.timedelta(days=int(day))
+
 
 # Keys whose values are probabilities; everything else numeric must be >= 0 unless listed below.
 _PROBABILITIES = {

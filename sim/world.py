@@ -261,7 +261,7 @@ class World:
 
     def date(self, day: int) -> dt.date:
         """Calendar date of a day number."""
-        return self.scenario.start + dt.timedelta(days=int(day))
+        return self.scenario.date_of(day)
 
     def _entered(self, agent: np.ndarray, time) -> np.ndarray:
         """Which agents are in the market by ``time`` (``population.newcomers`` enter later)."""

@@ -147,9 +147,9 @@ def _before_deadline(frame, deadline: dt.date, start_date, day_col: str,
         raise ConfigError("start_date", "a date (YYYY-MM-DD) when the target has a deadline")
     start = parse_date(start_date, "start_date")
     days = frame[_column(frame, day_col, "day_col")].to_numpy(dtype=float)
-    finite = days[np.isfinite(days)]  # never-exposed users may have NaN or inf
     last = data_end  # else the last first exposure (a day with none would cut the data short)
     if last is None:
+        finite = days[np.isfinite(days)]  # never-exposed users may have NaN or inf
         last = start + dt.timedelta(days=int(finite.max()) if finite.size else 0)
     if not start <= deadline <= last:
         allowed = f"a date within the data, {start.isoformat()} to {last.isoformat()}"
